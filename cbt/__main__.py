@@ -1,0 +1,3 @@
+from cbt.cli import main
+
+raise SystemExit(main())

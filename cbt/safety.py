@@ -1,0 +1,137 @@
+"""Crisis detection: does a user's message signal suicide or self-harm risk? Runs before every chat reply.
+
+Tuned for recall first. Rules live in cbt/resources/safety.yaml: signal lexicons (explicit, passive,
+methods, self-harm, slang, plans), benign spans (everyday 死-idioms), and context rules (negation,
+reports about media or study, third parties). On risk, the app shows `crisis_reply()` and no model text.
+
+>>> assess("笑死我了，今天累死了").crisis
+False
+>>> r = assess("我不想活了")
+>>> r.crisis, r.level
+(True, 'elevated')
+>>> assess("遗书已经写好了，今晚就结束").level
+'imminent'
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+from cbt.taxonomy import load_resource
+
+Level = Literal["none", "elevated", "imminent"]
+_CJK = r"\u3400-\u9fff"
+_SENTENCE = re.compile(r"[^。！？!?\n；;]+[。！？!?\n；;]*")
+_CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n]")
+
+
+@dataclass
+class SafetyResult:
+    crisis: bool
+    level: Level
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"crisis": self.crisis, "level": self.level, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class _Signal:
+    reason: str
+    level: Level
+    pattern: re.Pattern[str]
+    requires_distress: bool
+
+
+def _compile(rows: dict) -> re.Pattern[str]:
+    parts = [f"(?:{p})" for p in rows.get("zh", []) + rows.get("en", [])]
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _rules() -> dict:
+    raw = load_resource("safety.yaml")
+    signals = [_Signal(g["reason"], g["level"], _compile(g), bool(g.get("requires_distress"))) for g in raw["signals"]]
+    return {
+        "signals": signals,
+        "benign": _compile(raw["benign"]),
+        "report": _compile(raw["report_context"]),
+        "first_person": _compile(raw["first_person_desire"]),
+        "distress": _compile(raw["distress"]),
+        "third_party": _compile(raw["third_party"]),
+        "neg_zh": re.compile("(?:" + "|".join(raw["negation"]["zh"]) + r")[^，。！？；]{0,6}$"),
+        "neg_en": re.compile("|".join(raw["negation"]["en"]), re.IGNORECASE),
+    }
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case, and no spaces between CJK characters (so '自 杀' and '自杀' read alike)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])", "", text)
+
+
+def _clause_prefix(text: str, start: int, width: int = 20) -> str:
+    window = text[max(0, start - width) : start]
+    cut = max((m.end() for m in _CLAUSE_BREAK.finditer(window)), default=0)
+    return window[cut:]
+
+
+def _sentence_of(sentences: list[tuple[int, int]], pos: int) -> tuple[int, int]:
+    for s, e in sentences:
+        if s <= pos < e:
+            return s, e
+    return 0, 0
+
+
+def assess(message: str) -> SafetyResult:
+    """Crisis level of one user message: none, elevated (ideation, self-harm, methods) or imminent (plan)."""
+    rules = _rules()
+    text = normalize(message)
+    benign = [(m.start(), m.end()) for m in rules["benign"].finditer(text)]
+    sentences = [(m.start(), m.end()) for m in _SENTENCE.finditer(text)]
+    has_distress = bool(rules["distress"].search(text))
+    reasons: dict[str, Level] = {}
+    third_party_only = True
+    for sig in rules["signals"]:
+        for m in sig.pattern.finditer(text):
+            if any(s < m.end() and m.start() < e for s, e in benign):
+                continue
+            if sig.requires_distress and not has_distress:
+                continue
+            prefix = _clause_prefix(text, m.start())
+            negatable = sig.level != "imminent" and not sig.reason.startswith("passive")
+            if negatable and (rules["neg_zh"].search(prefix) or rules["neg_en"].search(prefix)):
+                continue
+            s, e = _sentence_of(sentences, m.start())
+            sentence = text[s:e]
+            first_person = bool(rules["first_person"].search(sentence))
+            if rules["report"].search(sentence) and not first_person:
+                continue
+            third = bool(rules["third_party"].search(text[s : m.start()])) and "我" not in text[s : m.start()][-4:]
+            if not third or first_person:
+                third_party_only = False
+            reason = f"{sig.reason}: '{m.group(0).strip()}'" + (" (about someone else)" if third else "")
+            reasons.setdefault(reason, sig.level)
+            break
+    if not reasons:
+        return SafetyResult(False, "none", [])
+    level: Level = "imminent" if "imminent" in reasons.values() and not third_party_only else "elevated"
+    ordered = sorted(reasons, key=lambda r: reasons[r] != "imminent")
+    if third_party_only:
+        ordered.append("a third party may be at risk: encourage reaching them and professional help")
+    return SafetyResult(True, level, ordered)
+
+
+def crisis_reply(lang: str = "zh") -> str:
+    """The fixed, warm crisis message with hotlines; shown whatever any model says."""
+    replies = load_resource("crisis_reply.yaml")
+    return replies.get(lang, replies["zh"]).strip()
+
+
+def looks_english(text: str) -> bool:
+    """Choose the crisis reply's language: English when the message has letters and no CJK."""
+    return bool(re.search(r"[a-zA-Z]", text)) and not re.search(rf"[{_CJK}]", text)
