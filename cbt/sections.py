@@ -1,4 +1,4 @@
-"""The CBT section segmenter: labels every character of a response with one of the five sections or none.
+r"""The CBT section segmenter: labels every character of a response with one of the five sections or none.
 
 The response is cut into sentence units; each unit gets cue-lexicon, position and shape features; a
 structured perceptron (weights in cbt/resources/segmenter_weights.json, trained on the sample set's train
