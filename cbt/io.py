@@ -170,11 +170,14 @@ _CBT_KEYS = {"id", "question", "description", "answer", "source", "distortions",
 def parse_cbt_record(path: PathLike, line: int, value: Any) -> CBTRecord:
     """Check one CBT QA object and build the record (errors name the file and line)."""
     obj = _obj(path, line, value)
+    rid = _id_field(path, line, obj, "id")
+    question = _text_field(path, line, obj, "question", empty=False)
+    description = _text_field(path, line, obj, "description")
     answer = _text_field(path, line, obj, "answer", empty=False)
     return CBTRecord(
-        id=_id_field(path, line, obj, "id"),
-        question=_text_field(path, line, obj, "question", empty=False),
-        description=_text_field(path, line, obj, "description"),
+        id=rid,
+        question=question,
+        description=description,
         answer=answer,
         source=_text_field(path, line, obj, "source", required=False),
         distortions=_distortions(path, line, obj),

@@ -25,7 +25,7 @@ from cbt.taxonomy import load_resource
 
 Level = Literal["none", "elevated", "imminent"]
 _CJK = r"\u3400-\u9fff"
-_SENTENCE = re.compile(r"[^。！？!?\n；;]+[。！？!?\n；;]*")
+_SENTENCE = re.compile(r"[^。！？!?\n；;.]+(?:[。！？!?\n；;.]+|$)")
 _CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n]")
 
 
@@ -98,7 +98,7 @@ def assess(message: str) -> SafetyResult:
     third_party_only = True
     for sig in rules["signals"]:
         for m in sig.pattern.finditer(text):
-            if any(s < m.end() and m.start() < e for s, e in benign):
+            if any(s <= m.start() and m.end() <= e for s, e in benign):
                 continue
             if sig.requires_distress and not has_distress:
                 continue
