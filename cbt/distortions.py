@@ -30,7 +30,7 @@ _FALSE_FRIENDS = re.compile(
 )
 _CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n]")
 _NEG_ZH = re.compile(
-    r"(?:并不是|并不算|不是|并非|不属于|不算|算不上|谈不上|而非|没有|未必是|不能说是?)[^，。！？；]{0,6}$"
+    r"(?:并不是|并不算|(?<!是)不是(?!有点|有些|一种)|并非|不属于|不算|算不上|谈不上|而非|没有|未必是|不能说是?)[^，。！？；]{0,6}$"
 )
 _NEG_EN = re.compile(r"\b(?:not|n't|no|never|without|isn't|aren't|wasn't)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)
 

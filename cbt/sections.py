@@ -38,6 +38,8 @@ _ARTIFACT = re.compile(r"^(?:<\|[a-z_]+\|>|\[/?inst\]|</?s>|###.*)$", re.IGNOREC
 _NUMBERED = re.compile(
     r"^\s*(?:\d{1,2}[.、．)）]|[一二三四五六][、.．]|[(（][一二三四五六\d][)）]|第[一二三四五六]步?[，、:：])"
 )
+BIGRAMS = True  # character-bigram features (learned vocabulary beyond the cue lexicon)
+_BULLET = re.compile(r"^\s*[-*•·]\s")
 _HEAD_PREFIX = r"^\s*(?:#{1,4}\s*)?(?:\d{1,2}[.、．)）]\s*|[一二三四五六][、.．]\s*)?(?:\*\*|【|\[)?\s*"
 _HEAD_SUFFIX = r"\s*(?:\*\*|】|\])?\s*(?:[:：]|\*\*|】|\n|$)"
 
@@ -134,11 +136,23 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
         p += u.para_start
         para_of.append(p)
     n_para = p + 1
+    # Sections whose cues a unit / its paragraph carries: context for neighbours (lists, mixed paragraphs).
+    unit_secs = [{c.rstrip("0123456789") for c in cs} for cs in found]
+    para_secs: list[set[str]] = [set() for _ in range(n_para)]
+    for i, secs in enumerate(unit_secs):
+        para_secs[para_of[i]] |= secs
+    texts = [u.text for u in units]
+    seen_twice = {t for t in texts if texts.count(t) > 1 and len(t) > 4}
     feats = []
     for i, u in enumerate(units):
         rel = (u.start + u.end) / 2 / total
         f = ["bias", f"pos{min(int(rel * 10), 9)}", f"pos5_{min(int(rel * 5), 4)}", f"len{min(len(u.text) // 25, 6)}"]
         f += [f"cue:{c}" for c in found[i]]
+        f += [f"P:{sec}" for sec in para_secs[para_of[i]]]
+        if i > 0:
+            f += [f"prev:{sec}" for sec in unit_secs[i - 1]]
+        if i < n - 1:
+            f += [f"next:{sec}" for sec in unit_secs[i + 1]]
         if i == 0:
             f.append("first")
         if i == n - 1:
@@ -152,12 +166,22 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
         if n_para > 2:
             f.append(f"pfirst{min(para_of[i], 3)}")
             f.append(f"plast{min(n_para - 1 - para_of[i], 3)}")
-        if u.text.endswith(("？", "?")) or u.text.rstrip('”’"」』）)').endswith(("？", "?")):
+        if u.text.endswith(("？", "?")) or u.text.rstrip("”’\"」』）)").endswith(("？", "?")):
             f.append("q_end")
         f.append("w1:" + u.text[:1])
         f.append("w2:" + u.text[:2])
+        if BIGRAMS:
+            f += ["b:" + g for g in {u.text[j : j + 2] for j in range(len(u.text) - 1)}]
         if _NUMBERED.match(u.text):
             f.append("numbered")
+        if _BULLET.match(u.text):
+            f.append("bullet")
+        if "**" in u.text:
+            f.append("bold")
+        if u.text.endswith(("：", ":")):
+            f.append("colon_end")
+        if u.text in seen_twice:
+            f.append("repeated")
         if _ARTIFACT.match(u.text) or not re.search(r"[\w\u3400-\u9fff]", u.text):
             f.append("artifact")
         feats.append(f)

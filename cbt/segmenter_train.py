@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cbt.io import write_json
+from cbt.io import iter_json_array, write_json
 from cbt.schema import CBTRecord, SectionSpan
 from cbt.sections import LABELS, NONE, WEIGHTS_PATH, Unit, label_units, spans_from_units, split_units, unit_features
 
@@ -112,6 +112,29 @@ def golds_from_records(records: Sequence[CBTRecord]) -> list[GoldAnswer]:
     return [GoldAnswer(r.answer, list(r.sections)) for r in records if r.sections]
 
 
+def load_offset_gold(gold_path: str | Path, source_dir: str | Path) -> list[GoldAnswer]:
+    """Gold spans stored as offsets only (no text), resolved against the real answers they annotate.
+
+    Each line: {"file", "index", "sha1", "spans": [{section, start, end}]}; `file` is a JSON array in
+    `source_dir` whose element `index` has the annotated "cbt_answer". The sha1 guards against drift.
+    """
+    import hashlib
+
+    from cbt.io import DataError, iter_jsonl
+
+    sources: dict[str, list] = {}
+    out = []
+    for line, row in iter_jsonl(gold_path):
+        name = row["file"]
+        if name not in sources:
+            sources[name] = [v for _, v in iter_json_array(Path(source_dir) / name)]
+        text = sources[name][row["index"]]["cbt_answer"]
+        if hashlib.sha1(text.encode("utf-8")).hexdigest() != row["sha1"]:
+            raise DataError(gold_path, line, f"{name}[{row['index']}] is not the text that was annotated (sha1)")
+        out.append(GoldAnswer(text, [SectionSpan(**s) for s in row["spans"]]))
+    return out
+
+
 def main(argv: Sequence[str]) -> int:
     import argparse
 
@@ -120,11 +143,22 @@ def main(argv: Sequence[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m cbt segmenter-train", description=__doc__.splitlines()[0])
     p.add_argument("--input", default=str(SAMPLE_PATH), help="CBT QA file with gold 'sections'")
+    p.add_argument(
+        "--offset-gold",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("GOLD", "SOURCE_DIR"),
+        help="also train on offset-only gold spans (e.g. tests/gold/real_sections_train.jsonl with the folder of "
+        "the real answers it annotates); repeatable",
+    )
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--out", default=str(WEIGHTS_PATH))
     args = p.parse_args(argv)
     train_set, test_set = split_records(load_cbtqa(args.input))
     golds = golds_from_records(train_set)
+    for gold_path, source_dir in args.offset_gold:
+        golds += load_offset_gold(gold_path, source_dir)
     weights = train(golds, epochs=args.epochs)
     write_json(
         Path(args.out),
@@ -132,6 +166,7 @@ def main(argv: Sequence[str]) -> int:
             "about": "CBT segmenter perceptron weights; rebuild: python -m cbt segmenter-train",
             "labels": list(LABELS),
             "train_records": len(golds),
+            "train_sources": [args.input, *(g for g, _ in args.offset_gold)],
             "epochs": args.epochs,
             "weights": weights,
         },
