@@ -78,6 +78,13 @@ def cmd_safety(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from cbt.analyze import analyze_answers, load_texts
+
+    _print_json({"file": args.file, **analyze_answers(load_texts(args.file, args.field)).to_dict()})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cbt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -102,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="cbt_qa", help="dataset name in dataset_info.json")
     p.add_argument("--instruction-lang", choices=["en", "zh"], default="en")
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("analyze", help="sections and distortions over a file of answers (JSON)")
+    p.add_argument("file", help="JSON array or JSON Lines")
+    p.add_argument("--field", default="answer", help="the field holding each answer (default: answer)")
+    p.set_defaults(func=cmd_analyze)
 
     for name, func, text in (
         ("segment", cmd_segment, "stdin: a response; JSON: section spans and structure score"),

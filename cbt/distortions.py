@@ -28,6 +28,7 @@ _FALSE_FRIENDS = re.compile(
     r"|label(?:l)?ing (?:your|the|my|our)? ?(?:emotions?|feelings?)",
     re.IGNORECASE,
 )
+_LATIN = re.compile(r"[A-Za-z]")
 _CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n]")
 _NEG_ZH = re.compile(
     r"(?:并不是|并不算|(?<!是)不是(?!有点|有些|一种)|并非|不属于|不算|算不上|谈不上|而非|没有|未必是|不能说是?)[^，。！？；]{0,6}$"
@@ -47,14 +48,15 @@ class Mention:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> list[tuple[str, re.Pattern[str]]]:
-    out = []
+def _patterns() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
+    """(Chinese, English) patterns per distortion id; English ones run only on text with Latin letters."""
+    zh, en = [], []
     for d in DISTORTIONS.values():
         if d.zh_terms:
-            out.append((d.id, re.compile("|".join(f"(?:{t})" for t in d.zh_terms))))
+            zh.append((d.id, re.compile("|".join(f"(?:{t})" for t in d.zh_terms))))
         if d.en_terms:
-            out.append((d.id, re.compile(r"\b(?:" + "|".join(f"(?:{t})" for t in d.en_terms) + r")", re.IGNORECASE)))
-    return out
+            en.append((d.id, re.compile(r"\b(?:" + "|".join(f"(?:{t})" for t in d.en_terms) + r")", re.IGNORECASE)))
+    return zh, en
 
 
 def _clause_prefix(text: str, start: int, width: int = 24) -> str:
@@ -72,7 +74,8 @@ def find_mentions(text: str) -> list[Mention]:
     """Every naming of a distortion in `text`, in order, with negated ones flagged."""
     blocked = [(m.start(), m.end()) for m in _FALSE_FRIENDS.finditer(text)]
     mentions = []
-    for did, pattern in _patterns():
+    zh, en = _patterns()
+    for did, pattern in zh + en if _LATIN.search(text) else zh:
         for m in pattern.finditer(text):
             if any(s <= m.start() < e for s, e in blocked):
                 continue

@@ -65,6 +65,7 @@ def _rules() -> dict:
         "third_party": _compile(raw["third_party"]),
         "neg_zh": re.compile("(?:" + "|".join(raw["negation"]["zh"]) + r")[^，。！？；]{0,6}$"),
         "neg_en": re.compile("|".join(raw["negation"]["en"]), re.IGNORECASE),
+        "neg_strong": re.compile("(?:" + "|".join(raw["strong_negation"]) + r")[^，。！？；]{0,4}$"),
     }
 
 
@@ -105,6 +106,8 @@ def assess(message: str) -> SafetyResult:
             prefix = _clause_prefix(text, m.start())
             negatable = sig.level != "imminent" and not sig.reason.startswith("passive")
             if negatable and (rules["neg_zh"].search(prefix) or rules["neg_en"].search(prefix)):
+                continue
+            if sig.level != "imminent" and rules["neg_strong"].search(prefix):
                 continue
             s, e = _sentence_of(sentences, m.start())
             sentence = text[s:e]

@@ -38,7 +38,7 @@ _ARTIFACT = re.compile(r"^(?:<\|[a-z_]+\|>|\[/?inst\]|</?s>|###.*)$", re.IGNOREC
 _NUMBERED = re.compile(
     r"^\s*(?:\d{1,2}[.、．)）]|[一二三四五六][、.．]|[(（][一二三四五六\d][)）]|第[一二三四五六]步?[，、:：])"
 )
-BIGRAMS = True  # character-bigram features (learned vocabulary beyond the cue lexicon)
+BIGRAMS = False  # character-bigram features (learned vocabulary beyond the cue lexicon)
 _BULLET = re.compile(r"^\s*[-*•·]\s")
 _HEAD_PREFIX = r"^\s*(?:#{1,4}\s*)?(?:\d{1,2}[.、．)）]\s*|[一二三四五六][、.．]\s*)?(?:\*\*|【|\[)?\s*"
 _HEAD_SUFFIX = r"\s*(?:\*\*|】|\])?\s*(?:[:：]|\*\*|】|\n|$)"
@@ -57,8 +57,15 @@ class Unit:
 @dataclass
 class Segmentation:
     text: str
-    labels: list[str | None]  # one per character
     spans: list[tuple[int, int, str | None]]
+
+    @property
+    def labels(self) -> list[str | None]:
+        """One section id (or None) per character."""
+        out: list[str | None] = [None] * len(self.text)
+        for s, e, sec in self.spans:
+            out[s:e] = [sec] * (e - s)
+        return out
 
     @property
     def sections_present(self) -> list[str]:
@@ -103,10 +110,12 @@ def split_units(text: str) -> list[Unit]:
 def _lexicon() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
     raw = load_resource("segmenter.yaml")
     cues = [
-        (f"{sec}{i}", re.compile(p, re.IGNORECASE)) for sec, pats in raw["cues"].items() for i, p in enumerate(pats)
+        (f"{sec}{i}", re.compile(p, re.IGNORECASE if re.search("[A-Za-z]", p) else 0))
+        for sec, pats in raw["cues"].items()
+        for i, p in enumerate(pats)
     ]
     heads = [
-        (sec, re.compile(_HEAD_PREFIX + "(?:" + "|".join(pats) + ")[^:：\n]{0,12}?" + _HEAD_SUFFIX, re.IGNORECASE))
+        (sec, re.compile(_HEAD_PREFIX + "(?:" + "|".join(pats) + ")[^:：\n]{0,24}?" + _HEAD_SUFFIX, re.IGNORECASE))
         for sec, pats in raw["headings"].items()
     ]
     return cues, heads
@@ -166,7 +175,7 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
         if n_para > 2:
             f.append(f"pfirst{min(para_of[i], 3)}")
             f.append(f"plast{min(n_para - 1 - para_of[i], 3)}")
-        if u.text.endswith(("？", "?")) or u.text.rstrip("”’\"」』）)").endswith(("？", "?")):
+        if u.text.endswith(("？", "?")) or u.text.rstrip('”’"」』）)').endswith(("？", "?")):
             f.append("q_end")
         f.append("w1:" + u.text[:1])
         f.append("w2:" + u.text[:2])
@@ -198,25 +207,36 @@ def _weights() -> dict[str, dict[str, float]]:
     return load_weights(WEIGHTS_PATH)
 
 
+def _vectors(w: dict[str, dict[str, float]]) -> dict[str, list[float]]:
+    """{feature: {label: weight}} as {feature: [weight per LABELS index]}, for fast scoring."""
+    return {name: [row.get(lab, 0.0) for lab in LABELS] for name, row in w.items()}
+
+
+@lru_cache(maxsize=1)
+def _default_vectors() -> dict[str, list[float]]:
+    return _vectors(_weights())
+
+
 def load_weights(path: Path) -> dict[str, dict[str, float]]:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)["weights"]
 
 
-def _emissions(feats: list[list[str]], w: dict[str, dict[str, float]]) -> list[dict[str, float]]:
+def _emissions(feats: list[list[str]], vec: dict[str, list[float]]) -> list[list[float]]:
     out = []
+    zero = [0.0] * len(LABELS)
     for f in feats:
-        scores = dict.fromkeys(LABELS, 0.0)
+        scores = zero[:]
         for name in f:
-            row = w.get(name)
-            if row:
-                for lab, v in row.items():
-                    scores[lab] += v
+            row = vec.get(name)
+            if row is not None:
+                for k in range(len(LABELS)):
+                    scores[k] += row[k]
         out.append(scores)
     return out
 
 
-def viterbi(emissions: list[dict[str, float]], w: dict[str, dict[str, float]], paras: Sequence[bool]) -> list[str]:
+def viterbi(emissions: list[list[float]], vec: dict[str, list[float]], paras: Sequence[bool]) -> list[str]:
     """Best label sequence under emission + transition weights.
 
     Transitions are conditioned on whether the unit opens a paragraph ("T1:prev") or not ("T0:prev"):
@@ -224,23 +244,31 @@ def viterbi(emissions: list[dict[str, float]], w: dict[str, dict[str, float]], p
     """
     if not emissions:
         return []
-    trans = {(k, lab): w.get(f"T{k}:{lab}", {}) for k in (0, 1) for lab in ("<s>", *LABELS)}
-    best = [{lab: (trans[(1, "<s>")].get(lab, 0.0) + emissions[0][lab], "") for lab in LABELS}]
+    n_lab = len(LABELS)
+    zero = [0.0] * n_lab
+    trans = [[vec.get(f"T{k}:{lab}", zero) for lab in LABELS] for k in (0, 1)]
+    start = vec.get("T1:<s>", zero)
+    score = [start[j] + emissions[0][j] for j in range(n_lab)]
+    back: list[list[int]] = []
     for i in range(1, len(emissions)):
-        k = int(paras[i])
-        row = {}
-        for lab in LABELS:
-            prev, score = max(
-                ((p, s + trans[(k, p)].get(lab, 0.0)) for p, (s, _) in best[-1].items()), key=lambda x: x[1]
-            )
-            row[lab] = (score + emissions[i][lab], prev)
-        best.append(row)
-    lab = max(best[-1], key=lambda k: best[-1][k][0])
-    path = [lab]
-    for i in range(len(best) - 1, 0, -1):
-        lab = best[i][lab][1]
-        path.append(lab)
-    return path[::-1]
+        t = trans[int(paras[i])]
+        new, ptr = [], []
+        for j in range(n_lab):
+            best_p, best_s = 0, score[0] + t[0][j]
+            for p in range(1, n_lab):
+                v = score[p] + t[p][j]
+                if v > best_s:
+                    best_p, best_s = p, v
+            new.append(best_s + emissions[i][j])
+            ptr.append(best_p)
+        score = new
+        back.append(ptr)
+    j = max(range(n_lab), key=score.__getitem__)
+    path = [j]
+    for ptr in reversed(back):
+        j = ptr[j]
+        path.append(j)
+    return [LABELS[k] for k in reversed(path)]
 
 
 def _forced_labels(units: Sequence[Unit]) -> list[str | None]:
@@ -256,46 +284,44 @@ def _forced_labels(units: Sequence[Unit]) -> list[str | None]:
 
 
 def label_units(text: str, units: Sequence[Unit], weights: dict | None = None) -> list[str]:
-    w = weights if weights is not None else _weights()
+    """Section label (or "none") per unit; `weights` overrides the shipped ones (training uses this)."""
+    vec = _vectors(weights) if weights is not None else _default_vectors()
     feats = unit_features(text, units)
     forced = _forced_labels(units)
-    ems = _emissions(feats, w)
+    ems = _emissions(feats, vec)
     for e, fl in zip(ems, forced, strict=True):
         if fl:
-            e[fl] += 1000.0
-    return viterbi(ems, w, [u.para_start for u in units])
+            e[LABELS.index(fl)] += 1000.0
+    return viterbi(ems, vec, [u.para_start for u in units])
 
 
 def spans_from_units(text: str, units: Sequence[Unit], labels: Sequence[str]) -> list[tuple[int, int, str | None]]:
     """Character spans covering the whole text; whitespace between different sections is none."""
-    char = [None] * len(text)
+    spans: list[tuple[int, int, str | None]] = []
+
+    def add(start: int, end: int, sec: str | None) -> None:
+        if end <= start:
+            return
+        if spans and spans[-1][2] == sec and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end, sec)
+        else:
+            spans.append((start, end, sec))
+
+    pos, prev = 0, None
     for u, lab in zip(units, labels, strict=True):
         sec = None if lab == NONE else lab
-        char[u.start : u.end] = [sec] * (u.end - u.start)
-    for a, b in itertools.pairwise(units):
-        if char[a.start] is not None and char[a.start] == char[b.start]:
-            char[a.end : b.start] = [char[a.start]] * (b.start - a.end)
-    return runs(char)
-
-
-def runs(char_labels: Sequence[str | None]) -> list[tuple[int, int, str | None]]:
-    out: list[tuple[int, int, str | None]] = []
-    for i, lab in enumerate(char_labels):
-        if out and out[-1][2] == lab:
-            out[-1] = (out[-1][0], i + 1, lab)
-        else:
-            out.append((i, i + 1, lab))
-    return out
+        add(pos, u.start, sec if (sec is not None and sec == prev) else None)
+        add(u.start, u.end, sec)
+        pos, prev = u.end, sec
+    add(pos, len(text), None)
+    return spans
 
 
 def segment(text: str) -> Segmentation:
     """Label each character of a CBT response with a section id or None, plus spans and a structure score."""
     units = split_units(text)
     spans = spans_from_units(text, units, label_units(text, units)) if text else []
-    labels: list[str | None] = [None] * len(text)
-    for s, e, sec in spans:
-        labels[s:e] = [sec] * (e - s)
-    return Segmentation(text, labels, spans)
+    return Segmentation(text, spans)
 
 
 # ---------------------------------------------------------------- structure score

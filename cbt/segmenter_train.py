@@ -153,12 +153,15 @@ def main(argv: Sequence[str]) -> int:
         "the real answers it annotates); repeatable",
     )
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument(
+        "--offset-gold-weight", type=int, default=2, help="how many times each offset-gold answer is seen per epoch"
+    )
     p.add_argument("--out", default=str(WEIGHTS_PATH))
     args = p.parse_args(argv)
     train_set, test_set = split_records(load_cbtqa(args.input))
     golds = golds_from_records(train_set)
     for gold_path, source_dir in args.offset_gold:
-        golds += load_offset_gold(gold_path, source_dir)
+        golds += load_offset_gold(gold_path, source_dir) * args.offset_gold_weight
     weights = train(golds, epochs=args.epochs)
     write_json(
         Path(args.out),
