@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cbt.distortions import extract_distortions  # noqa: E402
-from cbt.io import load_sample  # noqa: E402
-from cbt.sections import segment  # noqa: E402
+from cbt.distortions import extract_distortions
+from cbt.io import load_sample
+from cbt.sections import segment
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Apply the segmenter and the distortion extractor to a file of answers (e.g. a model's predictions).
 
-    python -m cbt analyze ../shared/data/autocbt-psyqa-cbt-responses-zh/psyqa_balanced_cbtllm.json --field cbt_answer
+python -m cbt analyze ../shared/data/autocbt-psyqa-cbt-responses-zh/psyqa_balanced_cbtllm.json --field cbt_answer
 """
 
 from __future__ import annotations

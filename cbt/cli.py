@@ -17,6 +17,7 @@ from cbt.io import DataError
 # Subcommands served by other packages: name -> "module:function(argv) -> int".
 EXTERNAL_COMMANDS: dict[str, str] = {
     "segmenter-train": "cbt.segmenter_train:main",
+    "safety-train": "cbt.safety_model:main",
 }
 
 

@@ -121,12 +121,27 @@ def assess(message: str) -> SafetyResult:
             reasons.setdefault(reason, sig.level)
             break
     if not reasons:
-        return SafetyResult(False, "none", [])
+        return _second_opinion(text)
     level: Level = "imminent" if "imminent" in reasons.values() and not third_party_only else "elevated"
     ordered = sorted(reasons, key=lambda r: reasons[r] != "imminent")
     if third_party_only:
         ordered.append("a third party may be at risk: encourage reaching them and professional help")
     return SafetyResult(True, level, ordered)
+
+
+def _second_opinion(text: str) -> SafetyResult:
+    """When no rule fired, the learned model may still flag risk-like language (recall first)."""
+    from cbt.safety_model import load_model
+
+    model = load_model()
+    if model is None or not text.strip():
+        return SafetyResult(False, "none", [])
+    score, sentence = model.score(text)
+    if score < model.threshold:
+        return SafetyResult(False, "none", [])
+    return SafetyResult(
+        True, "elevated", [f"risk-like language (learned model, score {score:.2f}): '{sentence[:60]}'"]
+    )
 
 
 def crisis_reply(lang: str = "zh") -> str:

@@ -32,7 +32,15 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 
 
 def test_jsonl_and_json_array_give_the_same_records(tmp_path: Path) -> None:
-    rows = [GOOD, {**GOOD, "id": 2, "distortions": ["mind_reading"], "sections": [{"section": "validation", "start": 0, "end": 5}]}]
+    rows = [
+        GOOD,
+        {
+            **GOOD,
+            "id": 2,
+            "distortions": ["mind_reading"],
+            "sections": [{"section": "validation", "start": 0, "end": 5}],
+        },
+    ]
     a = load_cbtqa(write_lines(tmp_path / "a.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows]))
     b_path = tmp_path / "b.json"
     b_path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -113,7 +121,9 @@ def test_psyqa_loader(tmp_path: Path) -> None:
 
 def test_alpaca_loader(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
-    path.write_text(json.dumps([{"instruction": "i", "input": "x", "output": "y"}, {"instruction": "i", "output": ""}]))
+    path.write_text(
+        json.dumps([{"instruction": "i", "input": "x", "output": "y"}, {"instruction": "i", "output": ""}])
+    )
     with pytest.raises(DataError, match=r"a\.json:1: field 'output' is empty"):
         load_alpaca(path)
 
@@ -124,6 +134,15 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     write_cbtqa(path, [CBTRecord("2", "q", "d", "b")])
     assert [r.id for r in load_cbtqa(path)] == ["2"]
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temp files left behind
+
+
+def test_atomic_write_keeps_a_readable_mode(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    write_jsonl(path, [{"a": 1}])
+    assert path.stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600
+    path.chmod(0o640)
+    write_jsonl(path, [{"a": 2}])
+    assert path.stat().st_mode & 0o777 == 0o640
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path) -> None:

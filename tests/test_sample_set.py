@@ -32,8 +32,11 @@ def test_sample_has_the_hard_cases_and_topic_spread() -> None:
     records = load_sample()
     n_dist = Counter(len(r.distortions or []) for r in records)
     assert n_dist[0] >= 0.3 * len(records) and n_dist[2] >= 20
-    unusual = [r for r in records if [s.section for s in r.sections] != sorted(
-        (s.section for s in r.sections), key=SECTION_IDS.index)]
+    unusual = [
+        r
+        for r in records
+        if [s.section for s in r.sections] != sorted((s.section for s in r.sections), key=SECTION_IDS.index)
+    ]
     assert len(unusual) >= 5
     assert len({r.topic for r in records}) >= 9
     assert sum(r.extra.get("style") == "prose" for r in records) >= 0.7 * len(records)

@@ -54,7 +54,10 @@ REAL_SEGMENTER_FLOOR = 0.80
 
 
 def test_segment_contract_spans_cover_text() -> None:
-    text = "我能理解你。\n\n你似乎认为自己很失败，这是以偏概全。\n\n真的是这样吗？\n\n你可以试着写下三件小事。\n\n加油，慢慢来。"
+    text = (
+        "我能理解你。\n\n你似乎认为自己很失败，这是以偏概全。\n\n真的是这样吗？\n\n"
+        "你可以试着写下三件小事。\n\n加油，慢慢来。"
+    )
     out = cli("segment", text)
     assert "".join(s["text"] for s in out["spans"]) == text
     assert out["spans"][0]["start"] == 0 and out["spans"][-1]["end"] == len(text)
@@ -94,7 +97,9 @@ def test_headed_answer_follows_its_headings() -> None:
 
 
 def test_structure_score_rewards_complete_ordered_answers() -> None:
-    good = segment("我能理解你的难过。\n\n你似乎认为自己一无是处。\n\n真的是这样吗？\n\n你可以每天写下三件小事。\n\n相信你会好起来。")
+    good = segment(
+        "我能理解你的难过。\n\n你似乎认为自己一无是处。\n\n真的是这样吗？\n\n你可以每天写下三件小事。\n\n相信你会好起来。"
+    )
     partial = segment("你可以每天写下三件小事，也可以去跑步，还可以找朋友聊聊。")
     assert good.structure_score > partial.structure_score
     assert segment("").structure_score == 0.0
@@ -142,7 +147,9 @@ def test_extractor_phrasings(text: str, expected: list[str]) -> None:
 def test_mentions_are_located() -> None:
     (m,) = find_mentions("你有些以偏概全。")
     assert (m.distortion, m.term, m.start, m.negated) == ("overgeneralization", "以偏概全", 3, False)
-    assert cli("distortions", "你有些以偏概全，也有读心术。") == {"distortions": ["overgeneralization", "mind_reading"]}
+    assert cli("distortions", "你有些以偏概全，也有读心术。") == {
+        "distortions": ["overgeneralization", "mind_reading"]
+    }
 
 
 # ---------------------------------------------------------------- crisis detector
@@ -160,9 +167,45 @@ def test_crisis_recall_one_and_few_false_positives(name: str) -> None:
     assert len(false_pos) <= 0.05 * len(benign), false_pos
 
 
+def test_blind_heldout_set_floors() -> None:
+    """Set 3 was written by a session that never saw the rules or the model; it measures generalisation."""
+    rows = read_jsonl(GOLD / "crisis_heldout3.jsonl")
+    risk = [r for r in rows if r["crisis"]]
+    benign = [r for r in rows if not r["crisis"]]
+    recall = sum(assess(r["text"]).crisis for r in risk) / len(risk)
+    fpr = sum(assess(r["text"]).crisis for r in benign) / len(benign)
+    assert recall >= 0.80 and fpr <= 0.12, (recall, fpr)  # measured 0.84 / 0.098 (lexicon alone: 0.65 / 0.076)
+
+
+def test_learned_model_adds_recall_where_the_lexicon_is_silent() -> None:
+    from cbt.safety_model import load_model
+
+    model = load_model()
+    assert model is not None
+    rows = [r for r in read_jsonl(GOLD / "crisis_heldout3.jsonl") if r["crisis"]]
+    by_model = [r for r in rows if any("learned model" in x for x in assess(r["text"]).reasons)]
+    assert len(by_model) >= 10
+
+
+def test_safety_model_training_separates_a_toy_set() -> None:
+    from cbt.safety_model import train
+
+    model = train(["我想去死", "活不下去了", "今天天气很好", "我喜欢吃苹果"] * 5, [True, True, False, False] * 5)
+    assert model.score("我想去死")[0] > 0.8 > 0.2 > model.score("我喜欢吃苹果")[0]
+
+
 @pytest.mark.parametrize(
     "text",
-    ["笑死我了", "今天累死了", "饿死了，去吃饭", "气死我了", "急死人了", "爱死这首歌了", "我奶奶去年去世了，我很想她", "我很怕死"],
+    [
+        "笑死我了",
+        "今天累死了",
+        "饿死了，去吃饭",
+        "气死我了",
+        "急死人了",
+        "爱死这首歌了",
+        "我奶奶去年去世了，我很想她",
+        "我很怕死",
+    ],
 )
 def test_everyday_idioms_and_grief_do_not_fire(text: str) -> None:
     assert assess(text).to_dict() == {"crisis": False, "level": "none", "reasons": []}
