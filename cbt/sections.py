@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,11 +35,14 @@ WEIGHTS_PATH = RESOURCES / "segmenter_weights.json"
 TARGET_SHARE = {"validation": 0.13, "key_thought": 0.2, "challenge": 0.15, "strategy": 0.37, "encouragement": 0.15}
 
 _UNIT = re.compile(r"[^\n。！？!?…]*(?:[。！？!?…]+[”’\"」』）)\]】]*|\n|$)")
-_ARTIFACT = re.compile(r"^(?:<\|[a-z_]+\|>|\[/?inst\]|</?s>|###.*)$", re.IGNORECASE)
+# Chat-template debris a model may leak ("<|im_end|>", "<|im_start|>assistant", "[/INST]").
+_ARTIFACT = re.compile(r"^(?:(?:<\|[a-z_]+\|>|\[/?inst\]|</?s>)\s*[a-z_]*\s*)+$|^###.*$", re.IGNORECASE)
+_WORDLIKE = re.compile(r"[\w\u3400-\u9fff]")
+_TURN_START = re.compile(r"<\|im_start\|>|<\|start_header_id\|>|\[inst\]", re.IGNORECASE)
 _NUMBERED = re.compile(
     r"^\s*(?:\d{1,2}[.、．)）]|[一二三四五六][、.．]|[(（][一二三四五六\d][)）]|第[一二三四五六]步?[，、:：])"
 )
-BIGRAMS = False  # character-bigram features (learned vocabulary beyond the cue lexicon)
+BIGRAMS = False  # character-bigram features: no gain in cross-validation and 2x slower; kept switchable
 _BULLET = re.compile(r"^\s*[-*•·]\s")
 _HEAD_PREFIX = r"^\s*(?:#{1,4}\s*)?(?:\d{1,2}[.、．)）]\s*|[一二三四五六][、.．]\s*)?(?:\*\*|【|\[)?\s*"
 _HEAD_SUFFIX = r"\s*(?:\*\*|】|\])?\s*(?:[:：]|\*\*|】|\n|$)"
@@ -107,10 +111,10 @@ def split_units(text: str) -> list[Unit]:
 
 
 @lru_cache(maxsize=1)
-def _lexicon() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
+def _lexicon() -> tuple[list[tuple[str, str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
     raw = load_resource("segmenter.yaml")
     cues = [
-        (f"{sec}{i}", re.compile(p, re.IGNORECASE if re.search("[A-Za-z]", p) else 0))
+        (f"cue:{sec}{i}", sec, re.compile(p, re.IGNORECASE if re.search("[A-Za-z]", p) else 0))
         for sec, pats in raw["cues"].items()
         for i, p in enumerate(pats)
     ]
@@ -134,29 +138,30 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
     cues, _ = _lexicon()
     starts = [u.start for u in units]
     found: list[set[str]] = [set() for _ in units]
-    for name, pattern in cues:
+    unit_secs: list[set[str]] = [set() for _ in units]  # sections whose cues each unit carries
+    for name, sec, pattern in cues:
         for m in pattern.finditer(text):
             i = bisect_right(starts, m.start()) - 1
             if i >= 0 and m.start() < units[i].end:
                 found[i].add(name)
+                unit_secs[i].add(sec)
     n, total = len(units), max(len(text), 1)
     para_of, p = [], -1
     for u in units:
         p += u.para_start
         para_of.append(p)
     n_para = p + 1
-    # Sections whose cues a unit / its paragraph carries: context for neighbours (lists, mixed paragraphs).
-    unit_secs = [{c.rstrip("0123456789") for c in cs} for cs in found]
+    # Sections whose cues a paragraph carries: context for its units (lists, mixed paragraphs).
     para_secs: list[set[str]] = [set() for _ in range(n_para)]
     for i, secs in enumerate(unit_secs):
         para_secs[para_of[i]] |= secs
     texts = [u.text for u in units]
-    seen_twice = {t for t in texts if texts.count(t) > 1 and len(t) > 4}
+    seen_twice = {t for t, k in Counter(texts).items() if k > 1 and len(t) > 4}
     feats = []
     for i, u in enumerate(units):
         rel = (u.start + u.end) / 2 / total
         f = ["bias", f"pos{min(int(rel * 10), 9)}", f"pos5_{min(int(rel * 5), 4)}", f"len{min(len(u.text) // 25, 6)}"]
-        f += [f"cue:{c}" for c in found[i]]
+        f += found[i]
         f += [f"P:{sec}" for sec in para_secs[para_of[i]]]
         if i > 0:
             f += [f"prev:{sec}" for sec in unit_secs[i - 1]]
@@ -191,7 +196,7 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
             f.append("colon_end")
         if u.text in seen_twice:
             f.append("repeated")
-        if _ARTIFACT.match(u.text) or not re.search(r"[\w\u3400-\u9fff]", u.text):
+        if _ARTIFACT.match(u.text) or not _WORDLIKE.search(u.text):
             f.append("artifact")
         feats.append(f)
     return feats
@@ -223,16 +228,11 @@ def load_weights(path: Path) -> dict[str, dict[str, float]]:
 
 
 def _emissions(feats: list[list[str]], vec: dict[str, list[float]]) -> list[list[float]]:
-    out = []
     zero = [0.0] * len(LABELS)
+    out = []
     for f in feats:
-        scores = zero[:]
-        for name in f:
-            row = vec.get(name)
-            if row is not None:
-                for k in range(len(LABELS)):
-                    scores[k] += row[k]
-        out.append(scores)
+        rows = [vec[name] for name in f if name in vec]
+        out.append([sum(col) for col in zip(*rows, strict=True)] if rows else zero[:])
     return out
 
 
@@ -272,27 +272,43 @@ def viterbi(emissions: list[list[float]], vec: dict[str, list[float]], paras: Se
 
 
 def _forced_labels(units: Sequence[Unit]) -> list[str | None]:
-    """Headings pin their own unit and, once two or more distinct headings appear, the units after them."""
-    heads = [heading_section(u.text) for u in units]
-    if len({h for h in heads if h}) < 2:
-        return heads
-    forced, current = [], None
-    for u, h in zip(units, heads, strict=True):
+    """Units whose label is not the model's to choose.
+
+    Template debris and lines repeated three or more times (degenerate generation) are none, as is
+    everything after a new chat turn opens mid-answer. Headings pin their own unit and, once two or more
+    distinct headings appear, the units after them.
+    """
+    texts = [u.text for u in units]
+    counts: dict[str, int] = {}
+    for t in texts:
+        counts[t] = counts.get(t, 0) + 1
+    heads = [heading_section(t) for t in texts]
+    headed = len({h for h in heads if h}) >= 2
+    forced: list[str | None] = []
+    current, new_turn = None, False
+    for i, (t, h) in enumerate(zip(texts, heads, strict=True)):
+        new_turn = new_turn or (i >= 2 and bool(_TURN_START.search(t)))
         current = h or current
-        forced.append(NONE if _ARTIFACT.match(u.text) else current)
+        if new_turn or _ARTIFACT.match(t) or (counts[t] >= 3 and len(t) > 4):
+            forced.append(NONE)
+        else:
+            forced.append(current if headed else h)
     return forced
 
 
-def label_units(text: str, units: Sequence[Unit], weights: dict | None = None) -> list[str]:
-    """Section label (or "none") per unit; `weights` overrides the shipped ones (training uses this)."""
-    vec = _vectors(weights) if weights is not None else _default_vectors()
-    feats = unit_features(text, units)
-    forced = _forced_labels(units)
+def decode(feats: list[list[str]], units: Sequence[Unit], vec: dict[str, list[float]]) -> list[str]:
+    """Labels for units from their features and vector weights (shared by inference and training)."""
     ems = _emissions(feats, vec)
-    for e, fl in zip(ems, forced, strict=True):
+    for e, fl in zip(ems, _forced_labels(units), strict=True):
         if fl:
             e[LABELS.index(fl)] += 1000.0
     return viterbi(ems, vec, [u.para_start for u in units])
+
+
+def label_units(text: str, units: Sequence[Unit], weights: dict | None = None) -> list[str]:
+    """Section label (or "none") per unit; `weights` overrides the shipped ones (evaluation uses this)."""
+    vec = _vectors(weights) if weights is not None else _default_vectors()
+    return decode(unit_features(text, units), units, vec)
 
 
 def spans_from_units(text: str, units: Sequence[Unit], labels: Sequence[str]) -> list[tuple[int, int, str | None]]:

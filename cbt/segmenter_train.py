@@ -17,7 +17,17 @@ from pathlib import Path
 
 from cbt.io import iter_json_array, write_json
 from cbt.schema import CBTRecord, SectionSpan
-from cbt.sections import LABELS, NONE, WEIGHTS_PATH, Unit, label_units, spans_from_units, split_units, unit_features
+from cbt.sections import (
+    LABELS,
+    NONE,
+    WEIGHTS_PATH,
+    Unit,
+    decode,
+    label_units,
+    spans_from_units,
+    split_units,
+    unit_features,
+)
 
 
 @dataclass
@@ -57,29 +67,45 @@ def _sequence_features(
 
 
 def train(golds: Sequence[GoldAnswer], epochs: int = 12, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Averaged structured perceptron; returns weights as {feature: {label: weight}}."""
+    """Averaged structured perceptron; returns weights as {feature: {label: weight}}.
+
+    Weights are kept as per-label vectors, the form decoding reads, so each update is in place.
+    """
     data = []
     for g in golds:
         units = split_units(g.text)
         if units:
-            data.append((g.text, units, unit_features(g.text, units), gold_unit_labels(units, g.char_labels())))
-    w: dict[tuple[str, str], float] = defaultdict(float)
-    acc: dict[tuple[str, str], float] = defaultdict(float)  # sum of c * update, for averaging
+            data.append((units, unit_features(g.text, units), gold_unit_labels(units, g.char_labels())))
+    n_lab = len(LABELS)
+    index = {lab: k for k, lab in enumerate(LABELS)}
+    w: dict[str, list[float]] = {}
+    acc: dict[str, list[float]] = {}  # sum of c * update, for averaging
     c = 1
     rng = random.Random(seed)
+
+    def update(feats: list[list[str]], units: Sequence[Unit], labels: Sequence[str], sign: float) -> None:
+        for (name, lab), v in _sequence_features(feats, units, labels).items():
+            if name not in w:
+                w[name], acc[name] = [0.0] * n_lab, [0.0] * n_lab
+            k = index[lab]
+            w[name][k] += sign * v
+            acc[name][k] += sign * c * v
+
     for _ in range(epochs):
         rng.shuffle(data)
-        for text, units, feats, gold in data:
-            pred = label_units(text, units, _nested(w))
+        for units, feats, gold in data:
+            pred = decode(feats, units, w)
             if pred != gold:
-                for key, v in _sequence_features(feats, units, gold).items():
-                    w[key] += v
-                    acc[key] += c * v
-                for key, v in _sequence_features(feats, units, pred).items():
-                    w[key] -= v
-                    acc[key] -= c * v
+                update(feats, units, gold, 1.0)
+                update(feats, units, pred, -1.0)
             c += 1
-    return _nested({k: w[k] - acc[k] / c for k in w if abs(w[k] - acc[k] / c) > 1e-9})
+    out: dict[str, dict[str, float]] = {}
+    for name, row in w.items():
+        avg = {LABELS[k]: round(row[k] - acc[name][k] / c, 4) for k in range(n_lab)}
+        avg = {lab: v for lab, v in avg.items() if abs(v) > 1e-9}
+        if avg:
+            out[name] = avg
+    return out
 
 
 def _nested(flat: dict[tuple[str, str], float]) -> dict[str, dict[str, float]]:
