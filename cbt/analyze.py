@@ -35,19 +35,32 @@ class AnswerReport:
         }
 
 
-def analyze_answers(texts: Sequence[str]) -> AnswerReport:
+def analyze_one(text: str) -> tuple[list[str], float, list[str]]:
+    """(sections present, structure score, distortion ids) of one answer."""
+    seg = segment(text)
+    return seg.sections_present, seg.structure_score, extract_distortions(text)
+
+
+def analyze_many(texts: Sequence[str], workers: int = 1) -> list[tuple[list[str], float, list[str]]]:
+    """analyze_one over many answers; `workers` > 1 spreads large batches over processes."""
+    if workers <= 1 or len(texts) < 2000:
+        return [analyze_one(t) for t in texts]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(analyze_one, texts, chunksize=max(1, len(texts) // (workers * 8))))
+
+
+def analyze_answers(texts: Sequence[str], workers: int = 1) -> AnswerReport:
     """Structure and distortion statistics over answers (each answer counted once per type it names)."""
     presence: Counter[str] = Counter()
     dist: Counter[str] = Counter()
     all_five = naming = 0
     score = 0.0
-    for text in texts:
-        seg = segment(text)
-        present = seg.sections_present
+    for present, structure, ids in analyze_many(texts, workers):
         presence.update(present)
         all_five += len(present) == len(SECTION_IDS)
-        score += seg.structure_score
-        ids = extract_distortions(text)
+        score += structure
         naming += bool(ids)
         dist.update(ids)
     n = max(len(texts), 1)

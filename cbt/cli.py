@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -82,7 +83,8 @@ def cmd_safety(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from cbt.analyze import analyze_answers, load_texts
 
-    _print_json({"file": args.file, **analyze_answers(load_texts(args.file, args.field)).to_dict()})
+    report = analyze_answers(load_texts(args.file, args.field), workers=args.workers)
+    _print_json({"file": args.file, **report.to_dict()})
     return 0
 
 
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="sections and distortions over a file of answers (JSON)")
     p.add_argument("file", help="JSON array or JSON Lines")
     p.add_argument("--field", default="answer", help="the field holding each answer (default: answer)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for large files")
     p.set_defaults(func=cmd_analyze)
 
     for name, func, text in (

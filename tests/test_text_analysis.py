@@ -243,3 +243,26 @@ def test_crisis_reply_has_the_hotlines_and_says_it_is_an_ai() -> None:
         for number in ("12356", "010-82951332", "400-161-9995", "110", "120"):
             assert number in text
     assert "人工智能" in crisis_reply("zh") and "not a substitute" in crisis_reply("en")
+
+
+# ---------------------------------------------------------------- analyze
+
+
+def test_analyze_answers_counts_and_parallel_path_agree(tmp_path: Path) -> None:
+    from cbt.analyze import analyze_answers, analyze_many
+
+    answers = [r.answer for r in load_sample()[:40]]
+    report = analyze_answers(answers)
+    assert report.n == 40 and 0.0 < report.share_all_five <= 1.0
+    assert report.share_naming_distortion == sum(bool(extract_distortions(a)) for a in answers) / 40
+    texts = answers * 60  # 2,400: large enough for the process pool
+    assert analyze_many(texts, workers=2) == analyze_many(texts, workers=1)
+
+
+def test_analyze_cli_names_a_missing_field(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"answer": "我能理解你。"}\n{"prediction": "x"}\n', encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "cbt", "analyze", str(path)], capture_output=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 2 and f"{path}:2: field 'answer'" in out.stderr.decode()
