@@ -88,6 +88,35 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import logging
+
+    from cbt.generate import load_config, run
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(
+        args.config,
+        input=args.input,
+        output=args.output,
+        base_url=args.base_url,
+        model=args.model,
+        concurrency=args.concurrency,
+        max_requests=args.max_requests,
+        budget_usd=args.budget_usd,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        lang=args.lang,
+        example=args.example,
+        batch=args.batch or None,
+        retry_failed=args.retry_failed or None,
+        poll_s=args.poll_s,
+        progress=not args.no_progress,
+    )
+    result = run(cfg)
+    _print_json(result)
+    return 0 if result["stopped"] is None else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cbt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -112,6 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="cbt_qa", help="dataset name in dataset_info.json")
     p.add_argument("--instruction-lang", choices=["en", "zh"], default="en")
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("generate", help="CBT answers for PsyQA-style questions from an OpenAI-compatible API")
+    p.add_argument("--input", required=True, help="PsyQA JSON or our JSONL of questions")
+    p.add_argument("--output", required=True, help="JSONL, one record per question id (plus .ledger/.failures)")
+    p.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://localhost:8000/v1")
+    p.add_argument("--model", required=True)
+    p.add_argument("--concurrency", type=int)
+    p.add_argument("--max-requests", type=int, help="stop after this many requests in this run")
+    p.add_argument("--budget-usd", type=float, help="stop cleanly before spending could exceed this")
+    p.add_argument("--rpm", type=float, help="requests-per-minute limit")
+    p.add_argument("--tpm", type=float, help="tokens-per-minute limit")
+    p.add_argument("--lang", choices=["zh", "en"], help="language of the CBT prompt")
+    p.add_argument("--example", help="JSON {question, description, answer}: a worked example in the prompt")
+    p.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, slower)")
+    p.add_argument("--poll-s", type=float, help="batch mode: seconds between status checks")
+    p.add_argument("--retry-failed", action="store_true", help="try ids recorded as failed again")
+    p.add_argument("--config", help="YAML defaults (default: configs/generation.yaml)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("analyze", help="sections and distortions over a file of answers (JSON)")
     p.add_argument("file", help="JSON array or JSON Lines")
