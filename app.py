@@ -1,6 +1,8 @@
 """CBT-LLM Studio: the Gradio app. Wires one tab per module to the packages; implements nothing itself.
 
-python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
+    python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
+
+Hub backbones are not fetched unless HF_HUB_OFFLINE=0 is set; the offline default needs no network.
 """
 
 from __future__ import annotations
@@ -10,24 +12,56 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from collections.abc import Iterator
+
 import gradio as gr
 
+from annotation.votes import save_vote
+from cbt.backends.base import GenParams
+from cbt.backends.registry import BackendManager
+from cbt.chat import respond
 from cbt.io import load_sample
+from cbt.prompter import Prompter
+from cbt.sections import segment
 from cbt.tabs.browse import create_browse_tab
+from cbt.tabs.chat import create_chat_tab
 from cbt.tabs.common import notice
+from cbt.tabs.compare import create_compare_tab
 
 TITLE = "CBT-LLM Studio"
 
 
-def build_app() -> gr.Blocks:
+def build_app(manager: BackendManager | None = None) -> gr.Blocks:
     """The whole UI; each tab module wires its widgets to functions of cbt/, train/, eval/, annotation/."""
+    manager = manager or BackendManager.from_config().start()
     records = load_sample()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\nCognitive-behavioural-therapy question answering, after the CBT-LLM paper.")
         notice()
         with gr.Tabs():
+            create_chat_tab(manager)
+            create_compare_tab(manager, save_vote)
             create_browse_tab(records)
+        add_api(manager)
     return demo
+
+
+def add_api(manager: BackendManager) -> None:
+    """Named endpoints for gradio_client: `chat` (streamed) and `segment`."""
+
+    def chat(message: str, backbone: str = "", system_prompt: str = "") -> Iterator[str]:
+        """Reply to one message (crisis check first); yields the reply so far."""
+        bid = backbone or manager.preferred() or ""
+        turns = respond(message, [], manager.get(bid), system_prompt or Prompter().instruction, GenParams())
+        for turn in turns:
+            yield turn.reply
+
+    def segment_text(text: str) -> dict:
+        """Section spans and structure score of a response (the `python -m cbt segment` contract)."""
+        return segment(text).to_dict()
+
+    gr.api(chat, api_name="chat", concurrency_limit=4)
+    gr.api(segment_text, api_name="segment")
 
 
 def main() -> None:

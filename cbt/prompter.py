@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,3 +61,24 @@ class Prompter:
 
     def to_alpaca(self, record: CBTRecord) -> AlpacaRecord:
         return self.instruction_record(record.question, record.description, record.answer)
+
+    def model_prompt(self, instruction: str, input_text: str) -> str:
+        """The text a causal LM is trained on and prompted with, up to where its answer starts."""
+        return self.templates["alpaca_template"].format(instruction=instruction.strip(), input=input_text.strip())
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
+        r"""A chat (optional system message = the instruction, then turns) as one model prompt.
+
+        >>> p = Prompter()
+        >>> p.chat_prompt([{"role": "user", "content": "我总是失眠"}]).endswith("我总是失眠\n\n### Response:\n")
+        True
+        """
+        system = next((m["content"] for m in messages if m["role"] == "system"), self.instruction)
+        turns = [m for m in messages if m["role"] in ("user", "assistant")]
+        if not turns or turns[-1]["role"] != "user":
+            raise ValueError("a chat prompt must end with a user message")
+        if len(turns) == 1:
+            return self.model_prompt(system, turns[0]["content"])
+        roles = self.templates["history_roles"]
+        lines = [f"{roles[m['role']]}：{m['content'].strip()}" for m in turns]
+        return self.model_prompt(system, "\n".join(lines))

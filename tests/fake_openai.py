@@ -70,7 +70,7 @@ class FakeOpenAI:
     def completion(self, prompt: str, model: str) -> tuple[str, dict[str, Any]]:
         """(action, body) for one chat request; the action decides how the handler replies."""
         m = _QUESTION.search(prompt)
-        question = m.group(1).strip() if m else ""
+        question = m.group(1).strip() if m else prompt.strip()
         action = self.next_action(question)
         text = PARTIAL_ANSWER if action == "partial" else self.answer_for(question)
         body = {
@@ -154,6 +154,8 @@ class FakeOpenAI:
                         self._send(200, body)
                     elif action == "malformed":
                         self._send(200, b'{"id": "x", "choices": [ {"message": ')
+                    elif req.get("stream"):
+                        self._stream(body)
                     else:
                         self._send(200, body)
                 except (BrokenPipeError, ConnectionResetError):
@@ -161,6 +163,28 @@ class FakeOpenAI:
                 finally:
                     with server.lock:
                         server.in_flight -= 1
+
+            def _stream(self, body: dict[str, Any]) -> None:
+                """Server-sent events, one chunk per sentence, as OpenAI-compatible servers stream."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                text = body["choices"][0]["message"]["content"]
+                for piece in re.findall(r"[^。！？\n]*[。！？\n]*", text):
+                    if not piece:
+                        continue
+                    chunk = {
+                        "id": body["id"],
+                        "object": "chat.completion.chunk",
+                        "created": body["created"],
+                        "model": body["model"],
+                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
 
             def _upload(self, raw: bytes) -> None:
                 head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()

@@ -33,8 +33,7 @@ def create_browse_tab(records: Sequence[CBTRecord]) -> None:
         q0, d0, a0, c0 = show(first, records)
         question = gr.Textbox(q0, label="Question 问题", interactive=False, elem_id="browse-question")
         description = gr.Textbox(d0, label="Description 描述", interactive=False, lines=4)
-        answer = highlighted("Answer 回答 (five CBT sections)", elem_id="browse-answer")
-        answer.value = a0
+        answer = highlighted("Answer 回答 (five CBT sections)", elem_id="browse-answer", value=a0)
         distortions = gr.Markdown(c0, elem_id="browse-distortions")
 
         def choices(q: str, t: str):

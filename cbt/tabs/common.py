@@ -17,8 +17,8 @@ def notice() -> gr.Markdown:
     return gr.Markdown(AI_NOTICE, elem_id="ai-notice")
 
 
-def highlighted(label: str, elem_id: str | None = None) -> gr.HighlightedText:
+def highlighted(label: str, elem_id: str | None = None, value: list | None = None) -> gr.HighlightedText:
     """A read-only, colour-coded answer view; text is rendered as text, never as HTML."""
     return gr.HighlightedText(
-        label=label, color_map=colour_map(), show_legend=True, combine_adjacent=True, elem_id=elem_id
+        value, label=label, color_map=colour_map(), show_legend=True, combine_adjacent=True, elem_id=elem_id
     )
