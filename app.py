@@ -49,11 +49,13 @@ def build_app(manager: BackendManager | None = None) -> gr.Blocks:
 def add_api(manager: BackendManager) -> None:
     """Named endpoints for gradio_client: `chat` (streamed) and `segment`."""
 
-    def chat(message: str, backbone: str = "", system_prompt: str = "") -> Iterator[str]:
+    def chat(
+        message: str, backbone: str = "", system_prompt: str = "", max_new_tokens: int = 512, temperature: float = 0.7
+    ) -> Iterator[str]:
         """Reply to one message (crisis check first); yields the reply so far."""
         bid = backbone or manager.preferred() or ""
-        turns = respond(message, [], manager.get(bid), system_prompt or Prompter().instruction, GenParams())
-        for turn in turns:
+        params = GenParams(max_new_tokens=int(max_new_tokens), temperature=float(temperature))
+        for turn in respond(message, [], manager.get(bid), system_prompt or Prompter().instruction, params):
             yield turn.reply
 
     def segment_text(text: str) -> dict:
@@ -76,6 +78,7 @@ def main() -> None:
         enable_monitoring=False,
         max_file_size="1mb",
         footer_links=[],
+        show_error=True,  # API clients see why a call failed (e.g. "backbone 'x' is loading")
     )
 
 
