@@ -19,6 +19,9 @@ from cbt.io import DataError
 EXTERNAL_COMMANDS: dict[str, str] = {
     "segmenter-train": "cbt.segmenter_train:main",
     "safety-train": "cbt.safety_model:main",
+    "train": "train.cli:train_main",
+    "export": "train.cli:export_main",
+    "prepare-mini": "train.mini:main",
 }
 
 

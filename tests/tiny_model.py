@@ -35,6 +35,7 @@ def build_tiny_model(out_dir: Path, vocab_size: int = 600, seed: int = 0) -> Pat
         vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=4, max_position_embeddings=2048, bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, tie_word_embeddings=False,
+        initializer_range=0.2,  # a frozen LM head of larger scale lets a LoRA adapter move the logits
     )  # fmt: skip
     LlamaForCausalLM(config).save_pretrained(out_dir)
     return out_dir
