@@ -47,7 +47,7 @@ def build_app(manager: BackendManager | None = None) -> gr.Blocks:
 
 
 def add_api(manager: BackendManager) -> None:
-    """Named endpoints for gradio_client: `chat` (streamed) and `segment`."""
+    """Named endpoints for gradio_client: `chat` (streamed), `reply` (whole reply, unqueued) and `segment`."""
 
     def chat(
         message: str, backbone: str = "", system_prompt: str = "", max_new_tokens: int = 512, temperature: float = 0.7
@@ -58,12 +58,18 @@ def add_api(manager: BackendManager) -> None:
         for turn in respond(message, [], manager.get(bid), system_prompt or Prompter().instruction, params):
             yield turn.reply
 
+    def reply(message: str, backbone: str = "", system_prompt: str = "") -> str:
+        """The whole reply at once (crisis check first); unqueued, for quick backbones such as retrieval."""
+        *_, last = chat(message, backbone, system_prompt)
+        return last
+
     def segment_text(text: str) -> dict:
         """Section spans and structure score of a response (the `python -m cbt segment` contract)."""
         return segment(text).to_dict()
 
     gr.api(chat, api_name="chat", concurrency_limit=4)
-    gr.api(segment_text, api_name="segment")
+    gr.api(reply, api_name="reply", queue=False)
+    gr.api(segment_text, api_name="segment", queue=False)
 
 
 def main() -> None:

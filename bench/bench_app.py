@@ -40,10 +40,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(model: str, tmp: Path) -> tuple[subprocess.Popen, str]:
+def start_app(model: str, adapter: str | None, tmp: Path) -> tuple[subprocess.Popen, str]:
     cfg = tmp / "backbones.yaml"
+    extra = f", adapter: '{adapter}'" if adapter else ""
     cfg.write_text(
-        f"default: hf\nbackbones:\n  hf: {{type: hf, label: HF, model: '{model}', device: cpu}}\n"
+        f"default: hf\nbackbones:\n  hf: {{type: hf, label: HF, model: '{model}', device: cpu{extra}}}\n"
         "  retrieval: {type: retrieval, label: Retrieval}\n",
         encoding="utf-8",
     )
@@ -65,6 +66,7 @@ def start_app(model: str, tmp: Path) -> tuple[subprocess.Popen, str]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", help="hf model folder (default: a tiny model built now)")
+    p.add_argument("--adapter", help="LoRA adapter folder for that model (e.g. models/cbt-mini/adapter)")
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=64)
     args = p.parse_args()
@@ -77,7 +79,7 @@ def main() -> None:
     prompts = [r.question + "\n" + r.description for r in load_sample()[: args.n]]
     params = GenParams(max_new_tokens=args.max_new_tokens, temperature=0.0)  # as the app's endpoint builds it
 
-    raw = HFBackend(model, device="cpu")
+    raw = HFBackend(model, adapter=args.adapter, device="cpu")
     raw.load()
     tokenizer = raw.tokenizer
 
@@ -95,7 +97,7 @@ def main() -> None:
     run_raw(prompts[0])  # warm-up
     raw_rows = [run_raw(t) for t in prompts]
 
-    proc, url = start_app(model, tmp)
+    proc, url = start_app(model, args.adapter, tmp)
     try:
         from gradio_client import Client
 
@@ -138,7 +140,7 @@ def main() -> None:
     raw_tokens = [r[2] for r in raw_rows]
     app_tokens = [count(r[2]) for r in app_rows]
     result = {
-        "model": model if args.model else "tiny test model (2 layers, hidden 64)",
+        "model": (model + (f" + {args.adapter}" if args.adapter else "")) if args.model else "tiny test model",
         "prompts": args.n,
         "raw_first_token_ms": round(1000 * statistics.median(r[0] for r in raw_rows), 1),
         "app_first_update_ms": round(1000 * statistics.median(r[0] for r in app_rows), 1),

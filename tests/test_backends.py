@@ -59,8 +59,18 @@ def test_hf_backend_loads_a_lora_adapter(tiny_model_dir: Path, tmp_path: Path) -
     peft_model.save_pretrained(tmp_path / "adapter")
     with_adapter = HFBackend(str(tiny_model_dir), adapter=str(tmp_path / "adapter"), device="cpu")
     plain = HFBackend(str(tiny_model_dir), device="cpu")
-    with_adapter.load()
-    assert isinstance(with_adapter.model, PeftModel)
+    live = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tmp_path / "adapter")
+    prompt = with_adapter.prompter.chat_prompt(USER)
+    from transformers import AutoTokenizer
+
+    plain_tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = plain_tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        ref = live.generate(
+            **ids, max_new_tokens=24, do_sample=False, repetition_penalty=1.1, pad_token_id=plain_tok.pad_token_id
+        )
+    expected = plain_tok.decode(ref[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+    assert with_adapter.generate_batch([USER], GREEDY) == [expected]  # merged at load, same output
     assert with_adapter.generate_batch([USER], GREEDY) != plain.generate_batch([USER], GREEDY)
 
 

@@ -49,7 +49,8 @@ class HFBackend(Backend):
         if self.adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, self.adapter)
+            # merged once at load: the same outputs as the adapter, without its extra matmuls per token
+            model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer, self.model, self.device = tokenizer, model.to(device).eval(), device
