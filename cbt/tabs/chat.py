@@ -31,7 +31,8 @@ def create_chat_tab(manager: BackendManager) -> None:
             backbone = gr.Dropdown(
                 backbone_choices(manager), value=manager.preferred(), label="Backbone 模型", elem_id="chat-backbone"
             )
-        chatbot = gr.Chatbot(label="对话", height=360, elem_id="chat-history")
+        # render_markdown=False: model output is shown as text, never interpreted as markup
+        chatbot = gr.Chatbot(label="对话", height=360, elem_id="chat-history", render_markdown=False)
         crisis = gr.Markdown(visible=False, elem_id="crisis-block")
         with gr.Row():
             message = gr.Textbox(
