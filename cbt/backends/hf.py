@@ -14,6 +14,21 @@ from cbt.backends.base import Backend, GenParams, Message
 from cbt.prompter import Prompter
 
 
+# A base model prompted with the alpaca template tends to open a new "### ..." section after its answer;
+# the answer ends there.
+STOP_MARKERS = ("\n###", "### ")
+
+
+def cut_at_stop(text: str) -> tuple[str, bool]:
+    """The text before the first stop marker, and whether one was found.
+
+    >>> cut_at_stop("回答。\\n### Explanation: ...")
+    ('回答。', True)
+    """
+    cuts = [i for i in (text.find(m) for m in STOP_MARKERS) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
 class HFBackend(Backend):
     name = "hf"
 
@@ -62,6 +77,8 @@ class HFBackend(Backend):
 
     def _gen_kwargs(self, params: GenParams) -> dict[str, Any]:
         kw: dict[str, Any] = {
+            "stop_strings": list(STOP_MARKERS),
+            "tokenizer": self.tokenizer,
             "max_new_tokens": params.max_new_tokens,
             "repetition_penalty": params.repetition_penalty,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -92,8 +109,21 @@ class HFBackend(Backend):
         kwargs = {**inputs, **self._gen_kwargs(params), "streamer": streamer}
         thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
         thread.start()
+        sent, text = 0, ""
         try:
-            yield from (piece for piece in streamer if piece)
+            for piece in streamer:
+                text += piece
+                # hold back a few characters: a stop marker may be split across pieces
+                kept, stopped = cut_at_stop(text)
+                ready = len(kept) if stopped else max(sent, len(kept) - 4)
+                if ready > sent:
+                    yield kept[sent:ready]
+                    sent = ready
+                if stopped:
+                    break
+            else:
+                if len(text) > sent:
+                    yield text[sent:]
         finally:
             thread.join()
 
@@ -105,4 +135,4 @@ class HFBackend(Backend):
         with torch.no_grad():
             out = self.model.generate(**inputs, **self._gen_kwargs(params))
         new = out[:, inputs["input_ids"].shape[1] :]
-        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return [cut_at_stop(t)[0].strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
