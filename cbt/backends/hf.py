@@ -13,7 +13,6 @@ from typing import Any
 from cbt.backends.base import Backend, GenParams, Message
 from cbt.prompter import Prompter
 
-
 # A base model prompted with the alpaca template tends to open a new "### ..." section after its answer;
 # the answer ends there.
 STOP_MARKERS = ("\n###", "### ")
