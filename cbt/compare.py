@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -61,6 +61,3 @@ def blind_order(backbones: Sequence[str], seed: int | None = None) -> list[str]:
     order = list(backbones)
     random.Random(seed).shuffle(order)
     return order
-
-
-VoteSaver = Callable[[dict], None]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -175,4 +174,3 @@ def test_generator_uses_the_papers_prompt(tmp_path: Path) -> None:
     prompt = gen.prompter.generation_prompt(recs[0].question, recs[0].description)
     assert "识别关键思维或信念" in prompt and recs[0].question in prompt
     assert gen.estimate_usd(prompt) > 0
-    json.dumps(gen.state.__dict__, default=str)
