@@ -6,8 +6,9 @@ Starts `python app.py` with two backbones (retrieval, and the hf model at PATH; 
 model, built on the fly) and compares, on the same prompts, greedy:
 - the raw backend in this process: time to first token, tokens/s;
 - the same through the app's `chat` endpoint with gradio_client: time to first update, tokens/s;
-- retrieval replies (crisis check, retrieval, segmentation) in process and through the app: p95 latency
-  over 200 requests (target p95 <= 50 ms).
+- retrieval replies (crisis check, retrieval, segmentation): in process, through the streamed `chat`
+  endpoint with gradio_client, and through the unqueued `reply` endpoint over plain HTTP; p95 over 200
+  requests each (target p95 <= 50 ms).
 Targets: the app adds <= 10% to tokens/s and <= 150 ms to first token. Prints one JSON line.
 """
 
@@ -120,6 +121,16 @@ def main() -> None:
 
         app_rows = [run_app(t, "hf") for t in prompts]
         retrieval = sorted(run_app(prompts[i % len(prompts)], "retrieval")[1] for i in range(200))
+        import httpx
+
+        http = httpx.Client(base_url=url, timeout=30)
+        unqueued = []
+        for i in range(200):  # the unqueued `reply` endpoint over plain HTTP
+            t0 = time.perf_counter()
+            r = http.post("gradio_api/run/reply", json={"data": [prompts[i % len(prompts)], "retrieval", ""]})
+            r.raise_for_status()
+            unqueued.append(time.perf_counter() - t0)
+        unqueued.sort()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -149,6 +160,8 @@ def main() -> None:
         "retrieval_direct_p95_ms": round(1000 * direct[int(len(direct) * 0.95)], 2),
         "retrieval_p50_ms": round(1000 * retrieval[len(retrieval) // 2], 1),
         "retrieval_p95_ms": round(1000 * retrieval[int(len(retrieval) * 0.95)], 1),
+        "retrieval_reply_http_p50_ms": round(1000 * unqueued[len(unqueued) // 2], 1),
+        "retrieval_reply_http_p95_ms": round(1000 * unqueued[int(len(unqueued) * 0.95)], 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
     print(json.dumps(result))
