@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cbt.taxonomy import DISTORTION_IDS, DISTORTIONS
+from cbt.textutil import clause_prefix
 
 # Uses of a term that are not the distortion: "个人化的建议" (personalised advice), "去算命" (a fortune
 # teller), "没人能预测未来" (a truism), "选择性关注积极面" (a strategy), "读心得".
@@ -29,7 +30,6 @@ _FALSE_FRIENDS = re.compile(
     re.IGNORECASE,
 )
 _LATIN = re.compile(r"[A-Za-z]")
-_CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n]")
 _NEG_ZH = re.compile(
     r"(?:并不是|并不算|(?<!是)不是(?!有点|有些|一种)|并非|不属于|不算|算不上|谈不上|而非|没有|未必是|不能说是?)[^，。！？；]{0,6}$"
 )
@@ -59,14 +59,8 @@ def _patterns() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[str, re.P
     return zh, en
 
 
-def _clause_prefix(text: str, start: int, width: int = 24) -> str:
-    window = text[max(0, start - width) : start]
-    cut = max((m.end() for m in _CLAUSE_BREAK.finditer(window)), default=0)
-    return window[cut:]
-
-
 def _is_negated(text: str, start: int) -> bool:
-    prefix = _clause_prefix(text, start)
+    prefix = clause_prefix(text, start, 24)
     return bool(_NEG_ZH.search(prefix) or _NEG_EN.search(prefix))
 
 

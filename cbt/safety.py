@@ -22,11 +22,11 @@ from functools import lru_cache
 from typing import Literal
 
 from cbt.taxonomy import load_resource
+from cbt.textutil import clause_prefix
 
 Level = Literal["none", "elevated", "imminent"]
 _CJK = r"\u3400-\u9fff"
 _SENTENCE = re.compile(r"[^。！？!?\n；;.]+(?:[。！？!?\n；;.]+|$)")
-_CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n]")
 
 
 @dataclass
@@ -75,12 +75,6 @@ def normalize(text: str) -> str:
     return re.sub(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])", "", text)
 
 
-def _clause_prefix(text: str, start: int, width: int = 20) -> str:
-    window = text[max(0, start - width) : start]
-    cut = max((m.end() for m in _CLAUSE_BREAK.finditer(window)), default=0)
-    return window[cut:]
-
-
 def _sentence_of(sentences: list[tuple[int, int]], pos: int) -> tuple[int, int]:
     for s, e in sentences:
         if s <= pos < e:
@@ -103,7 +97,7 @@ def assess(message: str) -> SafetyResult:
                 continue
             if sig.requires_distress and not has_distress:
                 continue
-            prefix = _clause_prefix(text, m.start())
+            prefix = clause_prefix(text, m.start(), 20)
             negatable = sig.level != "imminent" and not sig.reason.startswith("passive")
             if negatable and (rules["neg_zh"].search(prefix) or rules["neg_en"].search(prefix)):
                 continue
