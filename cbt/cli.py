@@ -22,6 +22,11 @@ EXTERNAL_COMMANDS: dict[str, str] = {
     "train": "train.cli:train_main",
     "export": "train.cli:export_main",
     "prepare-mini": "train.mini:main",
+    "predict": "eval.cli:predict_main",
+    "evaluate": "eval.cli:evaluate_main",
+    "report": "eval.cli:report_main",
+    "annotate": "annotation.cli:main",
+    "push-space": "cbt.space:main",
 }
 
 
