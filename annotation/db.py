@@ -1,0 +1,212 @@
+"""The thin SQL layer under the annotation store: one code path for SQLite and PostgreSQL.
+
+SQL is written once with `?` placeholders and `{float}` / `{autoinc}` type slots; the dialect fills them in.
+Each thread gets its own connection (sqlite3 and psycopg connections are not shared across threads), and
+every write runs in one short transaction that is committed (and, on SQLite with synchronous=FULL, fsynced)
+before `transaction()` returns. The schema is versioned: MIGRATIONS are applied in order on open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Ordered migrations: version -> statements. Never edit a shipped one; append a new version.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL,"
+        " created {float} NOT NULL)",
+        "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, username TEXT NOT NULL REFERENCES users(username)"
+        " ON DELETE CASCADE, created {float} NOT NULL, expires {float} NOT NULL)",
+        "CREATE TABLE rating_items (item_id TEXT PRIMARY KEY, question_id TEXT NOT NULL, question TEXT NOT NULL,"
+        " description TEXT NOT NULL, response TEXT NOT NULL, backbone TEXT NOT NULL, created {float} NOT NULL)",
+        "CREATE TABLE label_items (item_id TEXT PRIMARY KEY, question_id TEXT NOT NULL, question TEXT NOT NULL,"
+        " description TEXT NOT NULL, response TEXT NOT NULL, created {float} NOT NULL)",
+        "CREATE TABLE ratings (rater TEXT NOT NULL, item_id TEXT NOT NULL REFERENCES rating_items(item_id),"
+        " relevance INTEGER, structure INTEGER, helpfulness INTEGER, comment TEXT, skipped INTEGER NOT NULL"
+        " DEFAULT 0, updated {float} NOT NULL, PRIMARY KEY (rater, item_id))",
+        "CREATE TABLE labels (rater TEXT NOT NULL, item_id TEXT NOT NULL REFERENCES label_items(item_id),"
+        " distortions TEXT, key_thought TEXT, confidence INTEGER, skipped INTEGER NOT NULL DEFAULT 0,"
+        " updated {float} NOT NULL, PRIMARY KEY (rater, item_id))",
+    ),
+    # v2: the rater's "flag this item" switch, and failed-login records for throttling per user and client.
+    2: (
+        "ALTER TABLE ratings ADD COLUMN flag INTEGER",
+        "CREATE TABLE login_failures (id {autoinc}, username TEXT NOT NULL, client TEXT NOT NULL, t {float} NOT NULL)",
+        "CREATE INDEX login_failures_user ON login_failures (username, t)",
+        "CREATE INDEX login_failures_client ON login_failures (client, t)",
+    ),
+}
+LATEST_VERSION = max(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    float_type: str
+    autoinc: str
+
+    def sql(self, text: str) -> str:
+        """Fill the type slots and, for PostgreSQL, turn `?` placeholders into `%s`."""
+        text = text.replace("{float}", self.float_type).replace("{autoinc}", self.autoinc)
+        return text.replace("?", "%s") if self.name == "postgresql" else text
+
+
+SQLITE = Dialect("sqlite", "REAL", "INTEGER PRIMARY KEY AUTOINCREMENT")
+POSTGRES = Dialect("postgresql", "DOUBLE PRECISION", "BIGSERIAL PRIMARY KEY")
+
+
+class Tx:
+    """A cursor wrapper for one transaction: `?`-style SQL in, tuples / dicts out."""
+
+    def __init__(self, cur: Any, dialect: Dialect) -> None:
+        self.cur, self.dialect = cur, dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
+        self.cur.execute(self.dialect.sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cur.executemany(self.dialect.sql(sql), [tuple(r) for r in rows])
+
+    def all(self) -> list[dict[str, Any]]:
+        names = [d[0] for d in self.cur.description]
+        return [dict(zip(names, row, strict=True)) for row in self.cur.fetchall()]
+
+    def one(self) -> dict[str, Any] | None:
+        row = self.cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in self.cur.description], row, strict=True))
+
+    def scalar(self) -> Any:
+        row = self.cur.fetchone()
+        return None if row is None else row[0]
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a `sqlite:///abs/path` URL (or a plain path)."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :])
+    if "://" in url:
+        raise ValueError(f"database URL {url!r}: expected sqlite:///path or postgresql://user@host:port/db")
+    return Path(url)
+
+
+class Database:
+    """Per-thread connections to one SQLite file or PostgreSQL database, plus schema migrations."""
+
+    def __init__(self, url: str) -> None:
+        scheme = urlparse(url).scheme
+        if scheme in ("postgresql", "postgres"):
+            self.dialect, self.url, self.path = POSTGRES, url, None
+        else:
+            self.dialect, self.path = SQLITE, sqlite_path(url)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.url = f"sqlite:///{self.path.resolve()}"
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------ connections
+
+    def _connect(self) -> Any:
+        if self.dialect is POSTGRES:
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=True)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def connection(self) -> Any:
+        if self._closed:
+            raise RuntimeError("the annotation store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
+        """One transaction; committed (durably) when the block ends, rolled back on any exception.
+
+        SQLite writers take the write lock up front (BEGIN IMMEDIATE) so two writers never deadlock on an
+        upgrade; PostgreSQL runs at READ COMMITTED and relies on ON CONFLICT for concurrent upserts.
+        """
+        conn = self.connection()
+        if self.dialect is POSTGRES:
+            with conn.transaction(), conn.cursor() as cur:
+                yield Tx(cur, self.dialect)
+            return
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield Tx(cur, self.dialect)
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):  # a connection broken by a dead server is closed already
+                conn.close()
+
+    # ------------------------------------------------------------ schema
+
+    def version(self) -> int:
+        with self.transaction(write=False) as tx:
+            if not self._has_table(tx, "schema_version"):
+                return 0
+            return int(tx.execute("SELECT MAX(version) FROM schema_version").scalar() or 0)
+
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        if self.dialect is POSTGRES:
+            return tx.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).scalar()
+        return tx.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).scalar() is not None
+
+    def migrate(self, target: int = LATEST_VERSION) -> int:
+        """Apply the missing migrations up to `target` in one transaction (all or none); returns the version."""
+        if self.dialect is POSTGRES:  # several app instances may open a fresh database at once
+            with self.transaction() as tx:
+                tx.execute("SELECT pg_advisory_xact_lock(727217)")
+                return self._migrate(tx, target)
+        with self.transaction() as tx:
+            return self._migrate(tx, target)
+
+    def _migrate(self, tx: Tx, target: int) -> int:
+        if not self._has_table(tx, "schema_version"):
+            tx.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied {float} NOT NULL)")
+        current = int(tx.execute("SELECT MAX(version) FROM schema_version").scalar() or 0)
+        if current > LATEST_VERSION:
+            raise RuntimeError(f"database schema version {current} is newer than this code ({LATEST_VERSION})")
+        for version in range(current + 1, target + 1):
+            for statement in MIGRATIONS[version]:
+                tx.execute(statement)
+            tx.execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, time.time()))
+        return max(current, target)
