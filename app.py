@@ -21,6 +21,7 @@ from cbt.backends.base import GenParams
 from cbt.backends.registry import BackendManager
 from cbt.chat import respond
 from cbt.io import load_sample
+from cbt.limits import check_length, max_message_chars, request_keys, shared_limiter
 from cbt.prompter import Prompter
 from cbt.sections import segment
 from cbt.tabs.browse import create_browse_tab
@@ -47,25 +48,40 @@ def build_app(manager: BackendManager | None = None) -> gr.Blocks:
 
 
 def add_api(manager: BackendManager) -> None:
-    """Named endpoints for gradio_client: `chat` (streamed), `reply` (whole reply, unqueued) and `segment`."""
+    """Named endpoints for gradio_client: `chat` (streamed), `reply` (whole reply, unqueued) and `segment`.
+
+    Same order of checks as the chat tab (cbt/limits.py): crisis first, then the length cap, then the per-session
+    and per-client rate limit shared with the tabs, then the backbone.
+    """
 
     def chat(
-        message: str, backbone: str = "", system_prompt: str = "", max_new_tokens: int = 512, temperature: float = 0.7
+        message: str,
+        backbone: str = "",
+        system_prompt: str = "",
+        max_new_tokens: int = 512,
+        temperature: float = 0.7,
+        request: gr.Request = None,
     ) -> Iterator[str]:
         """Reply to one message (crisis check first); yields the reply so far."""
         bid = backbone or manager.preferred() or ""
-        params = GenParams(max_new_tokens=int(max_new_tokens), temperature=float(temperature))
-        for turn in respond(message, [], manager.get(bid), system_prompt or Prompter().instruction, params):
-            yield turn.reply
+        params = GenParams(max_new_tokens=min(int(max_new_tokens), 2048), temperature=float(temperature))
+        allow = shared_limiter().guard(*request_keys(request))
+        try:
+            for turn in respond(
+                message, [], lambda: manager.get(bid), system_prompt or Prompter().instruction, params, allow=allow
+            ):
+                yield turn.reply
+        except (ValueError, KeyError, RuntimeError) as exc:  # too long, rate-limited, unknown or loading backbone
+            raise gr.Error(str(exc).strip("'\""), print_exception=False) from None
 
-    def reply(message: str, backbone: str = "", system_prompt: str = "") -> str:
+    def reply(message: str, backbone: str = "", system_prompt: str = "", request: gr.Request = None) -> str:
         """The whole reply at once (crisis check first); unqueued, for quick backbones such as retrieval."""
-        *_, last = chat(message, backbone, system_prompt)
+        *_, last = chat(message, backbone, system_prompt, request=request)
         return last
 
     def segment_text(text: str) -> dict:
         """Section spans and structure score of a response (the `python -m cbt segment` contract)."""
-        return segment(text).to_dict()
+        return segment(check_length(text, 20 * max_message_chars())).to_dict()
 
     gr.api(chat, api_name="chat", concurrency_limit=4)
     gr.api(reply, api_name="reply", queue=False)
@@ -73,8 +89,10 @@ def add_api(manager: BackendManager) -> None:
 
 
 def main() -> None:
+    """Serve with the hardening of DESIGN.md: no SSR, no run history or monitoring, a bounded queue, tiny uploads."""
     demo = build_app()
-    demo.queue(max_size=64, default_concurrency_limit=4)
+    # At most CBT_QUEUE_MAX waiting events (beyond that a caller is told the queue is full), 4 running per event.
+    demo.queue(max_size=int(os.environ.get("CBT_QUEUE_MAX") or 64), default_concurrency_limit=4)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -1,26 +1,24 @@
 """One chat turn: the crisis check first, then the model's streamed reply, segmented as it streams.
 
-The UI and the `chat` API endpoint both call `respond`; nothing here imports gradio.
+The UI and the `chat` API endpoint both call `respond`; nothing here imports gradio. Order of checks (see
+cbt/limits.py): crisis, then the length cap, then the rate limit, then the backbone, then the model.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cbt.backends.base import Backend, GenParams, Message
 from cbt.browse import distortion_names, highlight_pieces
 from cbt.distortions import extract_distortions
+from cbt.limits import MAX_MESSAGE_CHARS, InputTooLong, check_length, crisis_scan_text
 from cbt.safety import assess, crisis_reply, looks_english
 from cbt.sections import segment
 
-MAX_MESSAGE_CHARS = 2000
 RESEGMENT_EVERY_S = 0.15
-
-
-class InputTooLong(ValueError):
-    pass
+__all__ = ["MAX_MESSAGE_CHARS", "InputTooLong", "Turn", "check_message", "crisis_turn", "respond"]
 
 
 @dataclass
@@ -36,18 +34,22 @@ class Turn:
     done: bool = False
 
 
-def check_message(message: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
+def check_message(message: str, max_chars: int | None = None) -> str:
+    """The stripped message; ValueError when empty, InputTooLong over the cap (CBT_MAX_MESSAGE_CHARS)."""
+    text = non_empty(message)
+    return check_length(text, max_chars)
+
+
+def non_empty(message: str) -> str:
     text = (message or "").strip()
     if not text:
         raise ValueError("please type a message")
-    if len(text) > max_chars:
-        raise InputTooLong(f"message too long: {len(text)} characters (at most {max_chars})")
     return text
 
 
 def crisis_turn(message: str) -> Turn | None:
     """The fixed crisis reply when the message signals risk; None otherwise. Runs before any model."""
-    result = assess(message)
+    result = assess(crisis_scan_text(message))
     if not result.crisis:
         return None
     text = crisis_reply("en" if looks_english(message) else "zh")
@@ -75,17 +77,28 @@ def analysed(reply: str, done: bool) -> Turn:
 def respond(
     message: str,
     history: Sequence[Message],
-    backend: Backend,
+    backend: Backend | Callable[[], Backend],
     system_prompt: str,
     params: GenParams,
-    max_chars: int = MAX_MESSAGE_CHARS,
+    max_chars: int | None = None,
+    allow: Callable[[], None] | None = None,
 ) -> Iterator[Turn]:
-    """Yield the reply as it grows; a crisis message yields only the fixed crisis reply."""
-    text = check_message(message, max_chars)
+    """Yield the reply as it grows; a crisis message yields only the fixed crisis reply.
+
+    The crisis check comes before everything that can refuse: an over-long or rate-limited crisis message, or one
+    sent while no backbone is ready, still gets the crisis reply. `backend` may be a function that returns it (or
+    raises why it cannot), called only after the checks; `allow` raises RateLimited when the caller is over its rate.
+    """
+    text = non_empty(message)
     crisis = crisis_turn(text)
     if crisis is not None:
         yield crisis
         return
+    check_length(text, max_chars)
+    if allow is not None:
+        allow()
+    if not isinstance(backend, Backend) and callable(backend):
+        backend = backend()
     reply, last = "", 0.0
     for piece in backend.stream(build_messages(system_prompt, history, text), params):
         reply += piece

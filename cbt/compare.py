@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cbt.backends.base import GenParams
 from cbt.backends.registry import BackendManager
-from cbt.chat import analysed, check_message, crisis_turn
+from cbt.chat import analysed, crisis_turn, non_empty
+from cbt.limits import check_length
 from cbt.prompter import Prompter
 
 
@@ -42,15 +43,26 @@ def ask(manager: BackendManager, backbone: str, question: str, description: str,
 
 
 def compare(
-    manager: BackendManager, backbones: Sequence[str], question: str, description: str, params: GenParams
+    manager: BackendManager,
+    backbones: Sequence[str],
+    question: str,
+    description: str,
+    params: GenParams,
+    allow: Callable[[], None] | None = None,
 ) -> tuple[list[Column], str | None]:
-    """Columns for 2-4 backbones, asked concurrently; or no columns and the crisis reply."""
-    if not 2 <= len(backbones) <= 4:
-        raise ValueError("choose 2 to 4 backbones to compare")
-    text = check_message(question + "\n" + description)
+    """Columns for 2-4 backbones, asked concurrently; or no columns and the crisis reply.
+
+    As in chat: the crisis check first, then the length cap, the backbone count and the rate limit (`allow`).
+    """
+    text = non_empty(f"{question or ''}\n{description or ''}")
     crisis = crisis_turn(text)
     if crisis is not None:
         return [], crisis.reply
+    check_length(text)
+    if not 2 <= len(backbones) <= 4:
+        raise ValueError("choose 2 to 4 backbones to compare")
+    if allow is not None:
+        allow()
     with ThreadPoolExecutor(max_workers=len(backbones)) as pool:
         cols = list(pool.map(lambda b: ask(manager, b, question, description, params), backbones))
     return cols, None

@@ -8,7 +8,8 @@ import gradio as gr
 
 from cbt.backends.base import GenParams
 from cbt.backends.registry import BackendManager
-from cbt.chat import InputTooLong, flatten_history, respond
+from cbt.chat import flatten_history, respond
+from cbt.limits import max_message_chars, request_keys, shared_limiter
 from cbt.prompter import Prompter
 from cbt.safety import crisis_reply
 from cbt.tabs.common import highlighted
@@ -31,13 +32,16 @@ def create_chat_tab(manager: BackendManager) -> None:
             backbone = gr.Dropdown(
                 backbone_choices(manager), value=manager.preferred(), label="Backbone 模型", elem_id="chat-backbone"
             )
-        # render_markdown=False: model output is shown as text, never interpreted as markup
-        chatbot = gr.Chatbot(label="对话", height=360, elem_id="chat-history", render_markdown=False)
+        # Model output is untrusted: shown as text (no markdown), HTML sanitized, no custom tags, no file links.
+        chatbot = gr.Chatbot(
+            label="对话", height=360, elem_id="chat-history", render_markdown=False, sanitize_html=True,
+            allow_tags=False, allow_file_downloads=False,
+        )  # fmt: skip
         crisis = gr.Markdown(visible=False, elem_id="crisis-block")
         with gr.Row():
             message = gr.Textbox(
                 placeholder="说说你的困扰（问题 + 描述）… Describe what troubles you", scale=5, show_label=False,
-                elem_id="chat-input", max_length=2000,
+                elem_id="chat-input", max_length=max_message_chars(),
             )  # fmt: skip
             send = gr.Button("Send 发送", variant="primary", scale=1, elem_id="chat-send")
         gr.Examples(EXAMPLES, inputs=message, label="Examples 示例")
@@ -49,15 +53,18 @@ def create_chat_tab(manager: BackendManager) -> None:
             temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="temperature")
             top_p = gr.Slider(0.1, 1.0, value=0.9, step=0.05, label="top p")
 
-        def on_send(text, history, bid, sys_prompt, n_new, temp, p) -> Iterator[tuple]:
+        def backend_of(bid: str | None):
+            if not bid:
+                raise RuntimeError("no backbone is ready yet")
+            return manager.get(bid)
+
+        def on_send(text, history, bid, sys_prompt, n_new, temp, p, request: gr.Request) -> Iterator[tuple]:
             history = flatten_history(history)
             shown = [*history, {"role": "user", "content": text}]
             try:
-                backend = manager.get(bid) if bid else None
-                if backend is None:
-                    raise RuntimeError("no backbone is ready yet")
                 params = GenParams(max_new_tokens=int(n_new), temperature=float(temp), top_p=float(p))
-                for turn in respond(text, history, backend, sys_prompt, params):
+                allow = shared_limiter().guard(*request_keys(request))
+                for turn in respond(text, history, lambda: backend_of(bid), sys_prompt, params, allow=allow):
                     reply = [*shown, {"role": "assistant", "content": turn.reply}]
                     crisis_md = gr.Markdown(turn.reply, visible=True) if turn.crisis else gr.Markdown(visible=False)
                     chips = " ".join(f"`{d}`" for d in turn.distortions) or "none"
@@ -65,7 +72,7 @@ def create_chat_tab(manager: BackendManager) -> None:
                         "" if turn.crisis else f"**Distortions named:** {chips} · structure {turn.structure_score:.2f}"
                     )
                     yield reply, "", turn.pieces, note, crisis_md
-            except (InputTooLong, ValueError, RuntimeError, KeyError) as exc:
+            except (ValueError, RuntimeError, KeyError) as exc:  # InputTooLong and RateLimited are ValueErrors
                 yield history, text, [], f"Warning: {exc}", gr.Markdown(visible=False)
 
         inputs = [message, chatbot, backbone, system, max_new, temperature, top_p]

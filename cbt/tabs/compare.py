@@ -9,6 +9,7 @@ import gradio as gr
 from cbt.backends.base import GenParams
 from cbt.backends.registry import BackendManager
 from cbt.compare import blind_order, compare
+from cbt.limits import max_message_chars, request_keys, shared_limiter
 from cbt.tabs.common import highlighted
 
 MAX_COLUMNS = 4
@@ -17,8 +18,9 @@ MAX_COLUMNS = 4
 def create_compare_tab(manager: BackendManager, save_vote: Callable[[dict], object]) -> None:
     with gr.Tab("Compare 对比", id="compare"):
         gr.Markdown("Ask one question of several backbones at once. Tick *blind* to vote before seeing names.")
-        question = gr.Textbox(label="Question 问题", elem_id="cmp-question")
-        description = gr.Textbox(label="Description 描述", lines=3, elem_id="cmp-description")
+        cap = max_message_chars()
+        question = gr.Textbox(label="Question 问题", elem_id="cmp-question", max_length=cap)
+        description = gr.Textbox(label="Description 描述", lines=3, elem_id="cmp-description", max_length=cap)
         with gr.Row():
             chosen = gr.CheckboxGroup(
                 [(manager.label(b), b) for b in manager.specs],
@@ -42,11 +44,13 @@ def create_compare_tab(manager: BackendManager, save_vote: Callable[[dict], obje
             submit_vote = gr.Button("Save vote 保存", elem_id="cmp-vote-save")
         vote_note = gr.Markdown(elem_id="cmp-vote-note")
 
-        def on_run(q, d, bids, is_blind):
+        def on_run(q, d, bids, is_blind, request: gr.Request):
             empty = [gr.Column(visible=False), "", [], ""] * MAX_COLUMNS + [gr.update()]
             try:
                 order = blind_order(bids) if is_blind else list(bids)
-                cols, crisis_text = compare(manager, order, q, d, GenParams(max_new_tokens=512, temperature=0.7))
+                params = GenParams(max_new_tokens=512, temperature=0.7)
+                allow = shared_limiter().guard(*request_keys(request))
+                cols, crisis_text = compare(manager, order, q, d, params, allow=allow)
             except ValueError as exc:
                 return [gr.Markdown(f"Warning: {exc}", visible=True), [], gr.Row(visible=False), "", *empty]
             if crisis_text:
