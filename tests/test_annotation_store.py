@@ -1,0 +1,355 @@
+"""The annotation store, the same suite on a real SQLite file and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from annotation import auth
+from annotation.db import Database
+from annotation.store import AnnotationError, AnnotationStore, AuthError, ThrottledError, rater_order
+from tests.pg import pg_server  # noqa: F401  (fixture)
+
+BACKBONES = ("cbt-mini", "retrieval")
+
+
+def rating_rows(n: int = 6) -> list[dict]:
+    return [
+        {"question_id": f"q{i}", "question": f"问题{i}", "description": f"描述{i}", "response": f"{b} 的回答{i}",
+         "backbone": b}
+        for i in range(n)
+        for b in BACKBONES
+    ]  # fmt: skip
+
+
+def label_rows(n: int = 5) -> list[dict]:
+    return [{"question_id": f"q{i}", "question": f"问题{i}", "description": "", "response": f"回答{i}"}
+            for i in range(n)]  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/annotation.sqlite3"
+    return request.getfixturevalue("pg_server").new_database()
+
+
+@pytest.fixture
+def store(store_url: str):
+    st = AnnotationStore(store_url)
+    st.load_users("alice:pw-a,bob:pw-b,boss:pw-admin:admin")
+    st.import_rating_items(rating_rows())
+    st.import_label_items(label_rows())
+    yield st
+    st.close()
+
+
+def tok(store: AnnotationStore, name: str) -> str:
+    return store.login(name, {"alice": "pw-a", "bob": "pw-b", "boss": "pw-admin"}[name]).token
+
+
+# ---------------------------------------------------------------- auth
+
+
+def test_login_logout_and_tokens_are_stored_hashed(store: AnnotationStore) -> None:
+    session = store.login("alice", "pw-a")
+    assert (session.username, session.role) == ("alice", "rater")
+    assert store.session(session.token).username == "alice"
+    with store.db.transaction(write=False) as tx:
+        stored = [r["token_hash"] for r in tx.execute("SELECT token_hash FROM sessions").all()]
+        hashes = [r["password_hash"] for r in tx.execute("SELECT password_hash FROM users").all()]
+    assert session.token not in stored and auth.token_hash(session.token) in stored
+    assert all(h.startswith("scrypt$") and "pw-" not in h for h in hashes)
+    store.logout(session.token)
+    with pytest.raises(AuthError, match="not logged in"):
+        store.rating_next(session.token)
+
+
+def test_wrong_password_and_unknown_user_read_the_same(store: AnnotationStore) -> None:
+    for name, pw in (("alice", "nope"), ("mallory", "pw-a")):
+        with pytest.raises(AuthError, match=r"^wrong username or password$"):
+            store.login(name, pw)
+
+
+def test_expired_session_is_refused(store: AnnotationStore) -> None:
+    token = tok(store, "alice")
+    with store.db.transaction() as tx:
+        tx.execute("UPDATE sessions SET expires = ?", (time.time() - 1,))
+    with pytest.raises(AuthError, match="expired"):
+        store.rating_next(token)
+
+
+def test_failed_logins_are_throttled_per_user_and_per_client(store: AnnotationStore) -> None:
+    for _ in range(auth.MAX_FAILURES):
+        with pytest.raises(AuthError) as err:
+            store.login("alice", "wrong", client="10.0.0.1")
+        assert not isinstance(err.value, ThrottledError)
+    with pytest.raises(ThrottledError, match=r"too many failed logins for alice; try again in \d+ s"):
+        store.login("alice", "pw-a", client="10.0.0.9")  # the right password does not get through either
+    assert store.login("bob", "pw-b", client="10.0.0.9").username == "bob"  # other users are not locked out
+    with pytest.raises(ThrottledError):  # the client that failed five times is throttled for any user
+        store.login("bob", "pw-b", client="10.0.0.1")
+    with store.db.transaction() as tx:  # five minutes later
+        tx.execute("UPDATE login_failures SET t = t - ?", (auth.FAILURE_WINDOW_S + 1,))
+    assert store.login("alice", "pw-a", client="10.0.0.1").username == "alice"
+
+
+def test_load_users_from_file_and_env_formats(store: AnnotationStore, tmp_path, monkeypatch) -> None:
+    users = tmp_path / "users.yaml"
+    users.write_text(
+        f"- {{username: carol, password: pw-c}}\n- {{username: dave, password_hash: '{auth.hash_password('pw-d')}',"
+        " role: admin}\n",
+        encoding="utf-8",
+    )
+    assert store.load_users(users) == 2
+    assert store.login("carol", "pw-c").role == "rater" and store.login("dave", "pw-d").role == "admin"
+    monkeypatch.setenv("CBT_USERS", "erin:p:w")
+    assert store.load_users() == 1 and store.login("erin", "p:w").username == "erin"
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"username": "x", "password": "p", "role": "owner"}]', encoding="utf-8")
+    with pytest.raises(AnnotationError, match="role: must be one of rater, admin, got 'owner'"):
+        store.load_users(bad)
+    bad.write_text('[{"username": "x"}]', encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"bad.json: users\[0\]: needs 'password_hash' or 'password'"):
+        store.load_users(bad)
+
+
+# ---------------------------------------------------------------- items
+
+
+def test_import_is_idempotent_and_refuses_changed_text(store: AnnotationStore) -> None:
+    assert store.import_rating_items(rating_rows()) == 0
+    assert store.import_rating_items(rating_rows(7)) == 2
+    changed = rating_rows(1)
+    changed[0]["response"] = "edited"
+    with pytest.raises(AnnotationError, match="already imported with a different response"):
+        store.import_rating_items(changed)
+    with pytest.raises(AnnotationError, match=r"rows\[1\]\.question: must be non-empty text"):
+        store.import_rating_items([rating_rows(1)[0], {**rating_rows(1)[0], "question": " "}])
+
+
+# ---------------------------------------------------------------- rating
+
+
+def test_rating_flow_order_resume_and_no_backbone(store: AnnotationStore, store_url: str) -> None:
+    token = tok(store, "alice")
+    first = store.rating_next(token)
+    assert set(first) == {"item_id", "question", "description", "response", "position", "total", "saved"}
+    assert (first["position"], first["total"], first["saved"]) == (1, 12, {})
+    order = [r["item_id"] for r in store.rating_list(token)]
+    assert order == rater_order("alice", order) and order != rater_order("bob", order)
+    saved = store.save_rating(token, first["item_id"], relevance=2)
+    assert (saved["relevance"], saved["structure"]) == (2, None)
+    assert store.rating_next(token)["item_id"] == first["item_id"]  # partial: still the next one
+    saved = store.save_rating(token, first["item_id"], structure=1, helpfulness=0, comment="ok")
+    assert (saved["relevance"], saved["structure"], saved["helpfulness"], saved["comment"]) == (2, 1, 0, "ok")
+    store.save_rating(token, order[1], skipped=True)
+    store.save_rating(token, order[2], relevance=1, flag=True)
+    # a new session on a new store object (an app restart) resumes at the same place and order
+    other = AnnotationStore(store_url)
+    try:
+        token2 = other.login("alice", "pw-a").token
+        nxt = other.rating_next(token2)
+        assert (nxt["item_id"], nxt["position"]) == (order[2], 3)
+        assert nxt["saved"]["flag"] is True and nxt["saved"]["relevance"] == 1
+        assert [r["status"] for r in other.rating_list(token2)][:4] == ["done", "skipped", "partial", "todo"]
+        assert other.rating_progress(token2) == {"done": 1, "skipped": 1, "total": 12}
+    finally:
+        other.close()
+
+
+def test_raters_see_only_their_own_rows(store: AnnotationStore) -> None:
+    alice, bob = tok(store, "alice"), tok(store, "bob")
+    item = store.rating_next(alice)["item_id"]
+    store.save_rating(alice, item, relevance=2, structure=2, helpfulness=2, comment="alice's note")
+    view = store.rating_get(bob, item)
+    assert view["saved"] == {} and "alice's note" not in str(view)
+    assert all(r["status"] == "todo" for r in store.rating_list(bob))
+    store.save_rating(bob, item, relevance=0)
+    assert store.rating_get(alice, item)["saved"]["relevance"] == 2
+    for admin_call in (store.admin_progress, store.export_ratings, store.export_labels):
+        with pytest.raises(AuthError, match="alice is not an admin"):
+            admin_call(alice)
+
+
+def _row(store: AnnotationStore, table: str, item_id: str) -> dict | None:
+    with store.db.transaction(write=False) as tx:
+        return tx.execute(f"SELECT * FROM {table} WHERE item_id = ?", (item_id,)).one()
+
+
+BAD_RATINGS = [
+    ({"relevance": 3}, "relevance: must be one of 0, 1, 2, got 3"),
+    ({"structure": -1}, "structure: must be one of 0, 1, 2, got -1"),
+    ({"helpfulness": "2"}, "helpfulness: must be one of 0, 1, 2, got '2'"),
+    ({"relevance": True}, "relevance: must be one of 0, 1, 2, got True"),
+    ({"relevance": 1, "comment": "x" * 2001}, "comment: at most 2000 characters, got 2001"),
+    ({"flag": "yes"}, "flag: must be true or false, got 'yes'"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_RATINGS)
+def test_bad_rating_input_is_refused_and_changes_nothing(store: AnnotationStore, kwargs: dict, message: str) -> None:
+    token = tok(store, "alice")
+    item = store.rating_next(token)["item_id"]
+    store.save_rating(token, item, relevance=1, comment="before")
+    before = _row(store, "ratings", item)
+    with pytest.raises(AnnotationError) as err:
+        store.save_rating(token, item, **kwargs)
+    assert str(err.value) == message
+    assert _row(store, "ratings", item) == before
+
+
+def test_unknown_item_is_refused(store: AnnotationStore) -> None:
+    token = tok(store, "alice")
+    with pytest.raises(AnnotationError, match="item_id: unknown rating item 'nope'"):
+        store.save_rating(token, "nope", relevance=1)
+    with pytest.raises(AnnotationError, match="item_id: unknown label item 'nope'"):
+        store.save_label(token, "nope", confidence=1)
+    assert store.export_ratings(tok(store, "boss")) == []
+
+
+def test_double_clicks_and_two_tabs_leave_one_row(store: AnnotationStore) -> None:
+    tabs = [tok(store, "alice"), tok(store, "alice")]
+    item = store.rating_next(tabs[0])["item_id"]
+    errors: list[BaseException] = []
+
+    def click(token: str, value: int) -> None:
+        try:
+            for _ in range(10):
+                store.save_rating(token, item, relevance=value)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=click, args=(tabs[i % 2], i % 3)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = store.export_ratings(tok(store, "boss"))
+    assert len(rows) == 1 and rows[0]["rater"] == "alice" and rows[0]["relevance"] in (0, 1, 2)
+
+
+def test_concurrent_raters_lose_nothing(store: AnnotationStore) -> None:
+    store.load_users(",".join(f"r{i}:pw" for i in range(6)))
+    tokens = [store.login(f"r{i}", "pw").token for i in range(6)]
+    items = [r["item_id"] for r in store.rating_list(tokens[0])]
+
+    def rate(token: str) -> None:
+        for n, item in enumerate(items):
+            store.save_rating(token, item, relevance=n % 3, structure=1, helpfulness=2)
+
+    threads = [threading.Thread(target=rate, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = store.export_ratings(tok(store, "boss"))
+    assert len(rows) == 6 * len(items)
+    assert all(store.rating_progress(t) == {"done": 12, "skipped": 0, "total": 12} for t in tokens)
+
+
+# ---------------------------------------------------------------- labelling
+
+
+def test_labelling_flow_and_export_format(store: AnnotationStore) -> None:
+    alice = tok(store, "alice")
+    first = store.label_next(alice)
+    assert first["response"].startswith("回答") and first["total"] == 5
+    saved = store.save_label(alice, first["item_id"], distortions=["mind_reading", "all_or_nothing"], confidence=2)
+    assert saved["distortions"] == ["all_or_nothing", "mind_reading"]  # taxonomy order
+    second = store.label_next(alice)
+    store.save_label(alice, second["item_id"], distortions=["none"], key_thought="我不够好", confidence=3)
+    store.save_label(alice, store.label_next(alice)["item_id"], skipped=True)
+    assert store.label_progress(alice) == {"done": 2, "skipped": 1, "total": 5}
+    rows = store.export_labels(tok(store, "boss"))
+    fields = {"item_id", "question_id", "rater", "distortions", "key_thought", "confidence"}
+    assert [set(r) for r in rows] == [fields] * 2
+    by_item = {r["item_id"]: r for r in rows}
+    assert by_item[second["item_id"]]["distortions"] == [] and by_item[second["item_id"]]["key_thought"] == "我不够好"
+
+
+BAD_LABELS = [
+    ({"distortions": ["none", "labeling"]}, "'none' cannot be combined"),
+    ({"distortions": ["telepathy"]}, "distortions: unknown distortion id 'telepathy'"),
+    ({"distortions": "labeling"}, "distortions: must be a list"),
+    ({"confidence": 0}, "confidence: must be one of 1, 2, 3, got 0"),
+    ({"key_thought": "想" * 1001}, "key_thought: at most 1000 characters, got 1001"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_LABELS)
+def test_bad_label_input_is_refused_and_changes_nothing(store: AnnotationStore, kwargs: dict, message: str) -> None:
+    token = tok(store, "bob")
+    item = store.label_next(token)["item_id"]
+    store.save_label(token, item, distortions=["labeling"], confidence=1)
+    before = _row(store, "labels", item)
+    with pytest.raises(AnnotationError, match=message):
+        store.save_label(token, item, **kwargs)
+    assert _row(store, "labels", item) == before
+
+
+# ---------------------------------------------------------------- admin
+
+
+def test_admin_progress_and_deterministic_exports(store: AnnotationStore) -> None:
+    alice, bob, boss = tok(store, "alice"), tok(store, "bob"), tok(store, "boss")
+    for token, value in ((bob, 1), (alice, 2)):
+        for row in store.rating_list(token)[:3]:
+            store.save_rating(token, row["item_id"], relevance=value, structure=value, helpfulness=value)
+    progress = {(p["rater"], p["task"]): p for p in store.admin_progress(boss)}
+    assert progress[("alice", "rating")] == {"rater": "alice", "task": "rating", "done": 3, "partial": 0,
+                                             "skipped": 0, "total": 12}  # fmt: skip
+    assert progress[("bob", "label")]["done"] == 0 and ("boss", "rating") not in progress
+    rows = store.export_ratings(boss)
+    keys = [(r["question_id"], r["backbone"], r["rater"]) for r in rows]
+    assert keys == sorted(keys) and len(rows) == 6
+    assert {r["backbone"] for r in rows} <= set(BACKBONES)
+
+
+# ---------------------------------------------------------------- SQLite specifics
+
+
+def test_sqlite_pragmas_are_durable(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/x.sqlite3")
+    conn = db.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    db.close()
+
+
+def test_version_1_file_is_migrated_without_losing_rows(tmp_path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = Database(f"sqlite:///{path}")
+    assert old.migrate(target=1) == 1
+    with old.transaction() as tx:
+        tx.execute("INSERT INTO rating_items VALUES ('i1', 'q1', 'Q', '', 'R', 'b', 0)")
+        tx.execute("INSERT INTO users VALUES ('alice', ?, 'rater', 0)", (auth.hash_password("pw"),))
+        tx.execute("INSERT INTO ratings (rater, item_id, relevance, skipped, updated) VALUES ('alice', 'i1', 2, 0, 0)")
+    old.close()
+    store = AnnotationStore(f"sqlite:///{path}")
+    assert store.db.version() == 2
+    token = store.login("alice", "pw").token
+    assert store.rating_get(token, "i1")["saved"]["relevance"] == 2
+    assert store.save_rating(token, "i1", flag=True)["flag"] is True  # the v2 column works
+    store.close()
+
+
+def test_backup_is_a_consistent_copy(tmp_path) -> None:
+    store = AnnotationStore(f"sqlite:///{tmp_path}/live.sqlite3")
+    store.load_users("alice:pw")
+    store.import_rating_items(rating_rows())
+    token = store.login("alice", "pw").token
+    for row in store.rating_list(token):
+        store.save_rating(token, row["item_id"], relevance=1)
+    dest = store.backup(tmp_path / "backups" / "copy.sqlite3")
+    store.close()
+    conn = sqlite3.connect(dest)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT COUNT(*) FROM ratings WHERE relevance = 1").fetchone()[0] == 12
+    conn.close()
