@@ -7,12 +7,8 @@ rater's rows; every save is one upsert, committed before it returns, so a confir
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -20,24 +16,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotation import auth
+from annotation import auth, export
 from annotation.db import Database, Tx
+from annotation.rows import (
+    LABEL,
+    MAX_COMMENT,
+    MAX_KEY_THOUGHT,
+    RATING,
+    AnnotationError,
+    AuthError,
+    Task,
+    ThrottledError,
+    check_distortions,
+    check_flag,
+    check_score,
+    check_text,
+    decode_row,
+    item_text,
+    rater_order,
+    rating_item_id,
+    row_status,
+)
 from annotation.votes import data_dir
-from cbt.taxonomy import DISTORTION_IDS
 
-MAX_COMMENT, MAX_KEY_THOUGHT = 2000, 1000
-
-
-class AnnotationError(ValueError):
-    """Bad input; the message names the field and the value."""
-
-
-class AuthError(AnnotationError):
-    """Not logged in, wrong password, not your row, or not an admin."""
-
-
-class ThrottledError(AuthError):
-    """Too many failed logins for a user or a client."""
+__all__ = [
+    "AnnotationError",
+    "AnnotationStore",
+    "AuthError",
+    "Session",
+    "ThrottledError",
+    "rater_order",
+    "rating_item_id",
+]
 
 
 @dataclass(frozen=True)
@@ -47,108 +57,9 @@ class Session:
     role: str
 
 
-@dataclass(frozen=True)
-class Task:
-    """One annotation task: its item table, its row table, the fields a rater saves and those that complete it."""
-
-    name: str
-    items: str
-    rows: str
-    fields: tuple[str, ...]
-    required: tuple[str, ...]
-
-
-RATING = Task("rating", "rating_items", "ratings", ("relevance", "structure", "helpfulness", "comment", "flag",
-              "skipped"), ("relevance", "structure", "helpfulness"))  # fmt: skip
-LABEL = Task("label", "label_items", "labels", ("distortions", "key_thought", "confidence", "skipped"),
-             ("distortions", "confidence"))  # fmt: skip
-TASKS = (RATING, LABEL)
-
-
 def default_url() -> str:
     """CBT_ANNOTATION_DB, else the SQLite file in the data directory."""
     return os.environ.get("CBT_ANNOTATION_DB") or f"sqlite:///{(data_dir() / 'annotation.sqlite3').resolve()}"
-
-
-def rating_item_id(question_id: str, backbone: str) -> str:
-    """A stable id for (question, backbone): the same on every machine and every import.
-
-    >>> rating_item_id("q1", "cbt-mini")
-    'r-830d26486ccd9df8'
-    """
-    return "r-" + hashlib.sha256(f"{question_id}\0{backbone}".encode()).hexdigest()[:16]
-
-
-def rater_order(username: str, item_ids: Iterable[str]) -> list[str]:
-    """The rater's own shuffle: items ranked by a hash of (username, item id), stable across sessions."""
-    return sorted(item_ids, key=lambda i: hashlib.sha256(f"{username}\0{i}".encode()).digest())
-
-
-# ---------------------------------------------------------------- input checks
-
-
-def _score(field: str, value: Any, allowed: tuple[int, ...]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
-        raise AnnotationError(f"{field}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
-    return value
-
-
-def _text(field: str, value: Any, limit: int) -> str:
-    if not isinstance(value, str):
-        raise AnnotationError(f"{field}: must be text, got {value!r}")
-    if len(value) > limit:
-        raise AnnotationError(f"{field}: at most {limit} characters, got {len(value)}")
-    return value
-
-
-def _flag(field: str, value: Any) -> int:
-    if not isinstance(value, bool):
-        raise AnnotationError(f"{field}: must be true or false, got {value!r}")
-    return int(value)
-
-
-def _distortions(value: Any) -> str:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise AnnotationError(f"distortions: must be a list of taxonomy ids or ['none'], got {value!r}")
-    unknown = [v for v in value if v != "none" and v not in DISTORTION_IDS]
-    if unknown:
-        known = ", ".join(DISTORTION_IDS)
-        raise AnnotationError(f"distortions: unknown distortion id {unknown[0]!r} (known: {known})")
-    if "none" in value and len(set(value)) > 1:
-        raise AnnotationError(f"distortions: 'none' cannot be combined with distortion ids, got {list(value)!r}")
-    if not value:
-        raise AnnotationError("distortions: choose at least one distortion, or 'none'")
-    ordered = ["none"] if "none" in value else [d for d in DISTORTION_IDS if d in value]
-    return json.dumps(ordered)
-
-
-def _item_text(row: Any, i: int, field: str, *, empty: bool = False) -> str:
-    value = row.get(field, "") if isinstance(row, dict) else None
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise AnnotationError(f"rows[{i}].{field}: must be {'' if empty else 'non-empty '}text, got {value!r}")
-    return value
-
-
-def _decode(task: Task, row: dict[str, Any] | None) -> dict[str, Any]:
-    if row is None:
-        return {}
-    out = {f: row[f] for f in task.fields}
-    out["skipped"] = bool(out["skipped"])
-    if "flag" in out:
-        out["flag"] = None if out["flag"] is None else bool(out["flag"])
-    if "distortions" in out and out["distortions"] is not None:
-        out["distortions"] = json.loads(out["distortions"])
-    return out
-
-
-def _status(task: Task, saved: dict[str, Any]) -> str:
-    if not saved:
-        return "todo"
-    if saved["skipped"]:
-        return "skipped"
-    if all(saved[f] is not None for f in task.required):
-        return "done"
-    return "partial" if any(saved[f] not in (None, False, "") for f in task.fields) else "todo"
 
 
 class AnnotationStore:
@@ -279,8 +190,8 @@ class AnnotationStore:
         """Add (question, description, response, backbone) items; returns how many were new (re-import: 0)."""
         items = []
         for i, row in enumerate(rows):
-            fields = {f: _item_text(row, i, f) for f in ("question_id", "question", "response", "backbone")}
-            fields["description"] = _item_text(row, i, "description", empty=True)
+            fields = {f: item_text(row, i, f) for f in ("question_id", "question", "response", "backbone")}
+            fields["description"] = item_text(row, i, "description", empty=True)
             item_id = row.get("item_id") or rating_item_id(fields["question_id"], fields["backbone"])
             items.append({"item_id": str(item_id), **fields})
         return self._import(RATING, items, ("question_id", "question", "description", "response", "backbone"))
@@ -289,9 +200,9 @@ class AnnotationStore:
         """Add labelling items (question + description; the response is kept but hidden by default)."""
         items = []
         for i, row in enumerate(rows):
-            fields = {f: _item_text(row, i, f) for f in ("question_id", "question")}
-            fields["description"] = _item_text(row, i, "description", empty=True)
-            fields["response"] = _item_text(row, i, "response", empty=True)
+            fields = {f: item_text(row, i, f) for f in ("question_id", "question")}
+            fields["description"] = item_text(row, i, "description", empty=True)
+            fields["response"] = item_text(row, i, "response", empty=True)
             items.append({"item_id": str(row.get("item_id") or fields["question_id"]), **fields})
         return self._import(LABEL, items, ("question_id", "question", "description", "response"))
 
@@ -338,7 +249,7 @@ class AnnotationStore:
         rows = tx.execute(
             f"SELECT item_id, {', '.join(task.fields)} FROM {task.rows} WHERE rater = ?", (username,)
         ).all()
-        return {r["item_id"]: _decode(task, r) for r in rows}
+        return {r["item_id"]: decode_row(task, r) for r in rows}
 
     def _view(self, tx: Tx, task: Task, username: str, item_id: str, order: list[str]) -> dict[str, Any]:
         item = tx.execute(
@@ -349,14 +260,14 @@ class AnnotationStore:
         row = tx.execute(
             f"SELECT {', '.join(task.fields)} FROM {task.rows} WHERE rater = ? AND item_id = ?", (username, item_id)
         ).one()
-        return {**item, "position": order.index(item_id) + 1, "total": len(order), "saved": _decode(task, row)}
+        return {**item, "position": order.index(item_id) + 1, "total": len(order), "saved": decode_row(task, row)}
 
     def _next(self, task: Task, token: str) -> dict[str, Any] | None:
         with self.db.transaction(write=False) as tx:
             user = self._auth(tx, token).username
             order, saved = self._order(tx, task, user), self._saved(tx, task, user)
             for item_id in order:
-                if _status(task, saved.get(item_id, {})) not in ("done", "skipped"):
+                if row_status(task, saved.get(item_id, {})) not in ("done", "skipped"):
                     return self._view(tx, task, user, item_id, order)
         return None
 
@@ -370,7 +281,7 @@ class AnnotationStore:
             user = self._auth(tx, token).username
             order, saved = self._order(tx, task, user), self._saved(tx, task, user)
         return [
-            {"item_id": i, "position": n, "status": _status(task, saved.get(i, {}))} for n, i in enumerate(order, 1)
+            {"item_id": i, "position": n, "status": row_status(task, saved.get(i, {}))} for n, i in enumerate(order, 1)
         ]
 
     def _progress(self, task: Task, token: str) -> dict[str, int]:
@@ -395,7 +306,7 @@ class AnnotationStore:
             row = tx.execute(
                 f"SELECT {', '.join(task.fields)} FROM {task.rows} WHERE rater = ? AND item_id = ?", (user, item_id)
             ).one()
-        return {"item_id": item_id, **_decode(task, row)}
+        return {"item_id": item_id, **decode_row(task, row)}
 
     # ------------------------------------------------------------ rating (Table 5)
 
@@ -426,10 +337,10 @@ class AnnotationStore:
         """Upsert the rater's row for one item; None leaves a field as it was. Durable when it returns."""
         values: dict[str, Any] = {}
         for name, value in (("relevance", relevance), ("structure", structure), ("helpfulness", helpfulness)):
-            values[name] = None if value is None else _score(name, value, (0, 1, 2))
-        values["comment"] = None if comment is None else _text("comment", comment, MAX_COMMENT)
-        values["flag"] = None if flag is None else _flag("flag", flag)
-        values["skipped"] = None if skipped is None else _flag("skipped", skipped)
+            values[name] = None if value is None else check_score(name, value, (0, 1, 2))
+        values["comment"] = None if comment is None else check_text("comment", comment, MAX_COMMENT)
+        values["flag"] = None if flag is None else check_flag("flag", flag)
+        values["skipped"] = None if skipped is None else check_flag("skipped", skipped)
         return self._save(RATING, token, item_id, values)
 
     # ------------------------------------------------------------ distortion labelling (Table 3)
@@ -458,10 +369,10 @@ class AnnotationStore:
     ) -> dict[str, Any]:
         """Upsert the rater's label for one item; distortions are taxonomy ids or ['none']."""
         values = {
-            "distortions": None if distortions is None else _distortions(distortions),
-            "key_thought": None if key_thought is None else _text("key_thought", key_thought, MAX_KEY_THOUGHT),
-            "confidence": None if confidence is None else _score("confidence", confidence, (1, 2, 3)),
-            "skipped": None if skipped is None else _flag("skipped", skipped),
+            "distortions": None if distortions is None else check_distortions(distortions),
+            "key_thought": None if key_thought is None else check_text("key_thought", key_thought, MAX_KEY_THOUGHT),
+            "confidence": None if confidence is None else check_score("confidence", confidence, (1, 2, 3)),
+            "skipped": None if skipped is None else check_flag("skipped", skipped),
         }
         return self._save(LABEL, token, item_id, values)
 
@@ -485,57 +396,21 @@ class AnnotationStore:
 
     def agreement(self, token: str) -> dict[str, Any]:
         self._require_admin(token)
-        from annotation.export import agreement
-
-        return agreement(self.rating_rows(), self.label_rows())
+        return export.agreement(self.rating_rows(), self.label_rows())
 
     # Operator access (the CLI runs with direct database access; the UI goes through the token methods above).
 
     def progress_rows(self) -> list[dict[str, Any]]:
-        """Per rater and task: done / partial / skipped / total, for every rater account and anyone with rows."""
-        with self.db.transaction(write=False) as tx:
-            raters = {r["username"] for r in tx.execute("SELECT username FROM users WHERE role = 'rater'").all()}
-            out = []
-            for task in TASKS:
-                total = tx.execute(f"SELECT COUNT(*) FROM {task.items}").scalar()
-                rows = tx.execute(f"SELECT rater, {', '.join(task.fields)} FROM {task.rows}").all()
-                counts: dict[str, dict[str, int]] = {r: {} for r in raters}
-                for row in rows:
-                    status = _status(task, _decode(task, row))
-                    counts.setdefault(row["rater"], {})[status] = counts.get(row["rater"], {}).get(status, 0) + 1
-                for rater in sorted(counts):
-                    c = counts[rater]
-                    counted = {k: c.get(k, 0) for k in ("done", "partial", "skipped")}
-                    out.append({"rater": rater, "task": task.name, **counted, "total": total})
-        return out
+        """Per rater and task: done / partial / skipped / total."""
+        return export.progress_rows(self.db)
 
     def rating_rows(self) -> list[dict[str, Any]]:
         """All ratings in the eval row format, sorted by (question_id, backbone, rater)."""
-        with self.db.transaction(write=False) as tx:
-            rows = tx.execute(
-                "SELECT r.item_id, i.question_id, i.backbone, r.rater, r.relevance, r.structure, r.helpfulness,"
-                " r.comment, r.flag, r.skipped FROM ratings r JOIN rating_items i ON i.item_id = r.item_id"
-                " ORDER BY i.question_id, i.backbone, r.rater, r.item_id"
-            ).all()
-        for row in rows:
-            row["comment"] = row["comment"] or ""
-            row["flag"], row["skipped"] = bool(row["flag"]), bool(row["skipped"])
-        return rows
+        return export.rating_rows(self.db)
 
     def label_rows(self) -> list[dict[str, Any]]:
-        """Saved labels (not skipped) in the eval row format ([] distortions for 'none'), by (question_id, rater)."""
-        with self.db.transaction(write=False) as tx:
-            rows = tx.execute(
-                "SELECT l.item_id, i.question_id, l.rater, l.distortions, l.key_thought, l.confidence, l.skipped"
-                " FROM labels l JOIN label_items i ON i.item_id = l.item_id ORDER BY i.question_id, l.rater, l.item_id"
-            ).all()
-        return [
-            {"item_id": row["item_id"], "question_id": row["question_id"], "rater": row["rater"],
-             "distortions": [d for d in json.loads(row["distortions"]) if d != "none"],
-             "key_thought": row["key_thought"] or "", "confidence": row["confidence"]}
-            for row in rows
-            if row["distortions"] is not None and not row["skipped"]
-        ]  # fmt: skip
+        """Saved labels (not skipped) in the eval row format, sorted by (question_id, rater)."""
+        return export.label_rows(self.db)
 
     def backup(self, dest_path: str | os.PathLike) -> Path:
         """A consistent copy of the SQLite file through SQLite's online backup API (safe while raters save)."""
@@ -543,20 +418,4 @@ class AnnotationStore:
             raise AnnotationError(
                 "backup: this store is on PostgreSQL; back it up with pg_dump (e.g. pg_dump -Fc URL > file.dump)"
             )
-        dest = Path(dest_path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        try:
-            src, dst = sqlite3.connect(self.db.path), sqlite3.connect(tmp)
-            try:
-                src.backup(dst)
-                dst.execute("PRAGMA journal_mode=DELETE")
-            finally:
-                dst.close()
-                src.close()
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return dest
+        return export.backup_sqlite(self.db.path, dest_path)
