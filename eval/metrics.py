@@ -250,8 +250,8 @@ def chrf(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = None)
 def meteor(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = None) -> dict[str, Any]:
     """Mean sentence METEOR x 100 on jieba tokens, with an empty synonym source (see METEOR_NOTE).
 
-    >>> meteor(["我 很 难过"], ["我 很 难过"])["score"] > 99
-    True
+    >>> round(meteor(["我 很 难过"], ["我 很 难过"])["score"], 2)  # 100 * (1 - 0.5 * (1/3) ** 3)
+    98.15
     """
     return _TEXT["meteor"](corpus or Corpus(hyps, refs))[0]
 
