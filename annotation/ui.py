@@ -12,8 +12,6 @@ Gradio-free, so the tabs' callbacks stay one-liners over these and the store, an
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
@@ -25,15 +23,13 @@ from typing import Any
 
 import yaml
 
+from annotation.export import write_export
 from cbt.browse import highlight_pieces
 from cbt.taxonomy import DISTORTIONS
 
 RESOURCES = Path(__file__).parent / "resources"
 METRICS = ("relevance", "structure", "helpfulness")
 NONE = "none"
-
-RATING_COLUMNS = ["item_id", "question_id", "backbone", "rater", *METRICS, "comment", "flag", "skipped"]
-LABEL_COLUMNS = ["item_id", "question_id", "rater", "distortions", "key_thought", "confidence"]
 
 
 @cache
@@ -168,33 +164,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def rows_to_jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One JSON object per line, keys sorted: the same rows give the same bytes."""
-    return "".join(json.dumps(dict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-
-
-def rows_to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """CSV with a fixed column order; lists (distortions) as JSON arrays."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([_cell(r.get(c)) for c in columns])
-    return out.getvalue()
-
-
-def write_export(rows: Sequence[Mapping[str, Any]], kind: str, fmt: str, folder: str | os.PathLike) -> Path:
-    """Write ratings or labels as JSONL or CSV under `folder` and return the path to offer as a download."""
-    if kind not in ("ratings", "labels"):
-        raise ValueError(f"export kind must be 'ratings' or 'labels', got {kind!r}")
+def export_file(rows: Sequence[Mapping[str, Any]], kind: str, fmt: str, folder: str | os.PathLike) -> Path:
+    """Ratings or labels as one JSONL or CSV file under `folder` (annotation.export's writer: the CLI's bytes)."""
     if fmt not in ("jsonl", "csv"):
-        raise ValueError(f"export format must be 'jsonl' or 'csv', got {fmt!r}")
-    columns = RATING_COLUMNS if kind == "ratings" else LABEL_COLUMNS
-    text = rows_to_jsonl(rows) if fmt == "jsonl" else rows_to_csv(rows, columns)
-    path = Path(folder) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+        raise ValueError(f"export format must be 'jsonl' or 'csv' for a download, got {fmt!r}")
+    return write_export([dict(r) for r in rows], kind, fmt, Path(folder) / f"{kind}.{fmt}")[0]
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -205,17 +179,22 @@ def table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]
     return headers, [[_cell(r.get(h)) for h in headers] for r in rows]
 
 
+def _number(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def agreement_markdown(agreement: Mapping[str, Any]) -> str:
-    """The store's agreement dict as nested bullet points, numbers to 3 decimals."""
-
-    def lines(value: Any, depth: int) -> list[str]:
-        out = []
-        for key, v in value.items():
-            pad = "  " * depth
-            if isinstance(v, Mapping):
-                out += [f"{pad}- **{key}**", *lines(v, depth + 1)]
-            else:
-                out.append(f"{pad}- {key}: {f'{v:.3f}' if isinstance(v, float) else _cell(v)}")
-        return out
-
-    return "\n".join(lines(agreement, 0)) or "No ratings or labels yet."
+    """The store's agreement dict ({section: {name: {stat: value}}}) as one Markdown table per section."""
+    parts = []
+    for section, named in agreement.items():
+        stats: list[str] = []
+        for row in named.values():
+            stats += [k for k in row if k not in stats]
+        lines = [f"**{section}**", "", "| | " + " | ".join(stats) + " |", "|---" * (len(stats) + 1) + "|"]
+        lines += [
+            f"| {name} | " + " | ".join(_number(row.get(k)) for k in stats) + " |" for name, row in named.items()
+        ]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) or "No ratings or labels yet."

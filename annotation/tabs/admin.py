@@ -59,7 +59,7 @@ def create_admin_tab(store: AnnotationStore, token: gr.BrowserState | None = Non
             rows = store.export_ratings(tok) if kind == "ratings" else store.export_labels(tok)
         except AnnotationError as exc:
             return None, ui.error_text(exc)
-        path = ui.write_export(rows, kind, form, tempfile.mkdtemp(prefix="cbt-export-"))
+        path = ui.export_file(rows, kind, form, tempfile.mkdtemp(prefix="cbt-export-"))
         return str(path), f"{len(rows)} {kind} rows → {path.name}"
 
     def do_backup(tok: str | None) -> tuple:

@@ -79,8 +79,8 @@ def create_login(store: AnnotationStore, token: gr.BrowserState, prefix: str) ->
         try:
             session = store.login((name or "").strip(), pw or "", client=client_id(request))
         except AuthError as exc:  # ThrottledError included: its message says how long to wait
-            return gr.update(), f"✗ {exc}", gr.update()
-        return session.token, "", ""
+            return gr.update(), f"✗ {exc}", ""
+        return session.token, "", ""  # the password box is cleared either way
 
     def on_logout(tok: str | None) -> tuple:
         if tok:

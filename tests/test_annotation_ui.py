@@ -1,0 +1,215 @@
+"""The annotation tabs in a real browser (Debian chromium via Playwright) over a real SQLite store.
+
+Two raters in two browser contexts rate and label, reload and resume at the right item, and never see each
+other's answers; the admin exports and the downloaded file holds what the raters saved. Screenshots go to
+tests/artifacts/ (rating.png, labelling.png, admin.png).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, CHROMIUM, free_port
+
+pytestmark = pytest.mark.browser
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+RESPONSE = "听起来你很难过。你觉得大家在笑你，这是读心术。下次可以先问问同事。你已经做得很好了。"
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "root": "root-pw-3"}
+TIMEOUT = 20_000
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    """The three tabs and the API on a free loopback port, over a fresh SQLite store."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
+    import gradio as gr
+
+    from annotation.store import AnnotationStore
+    from annotation.tabs import add_annotation_api, create_admin_tab, create_labelling_tab, create_rating_tab
+
+    store = AnnotationStore(f"sqlite:///{tmp_path_factory.mktemp('ann') / 'annotation.sqlite3'}")
+    store.add_user("alice", USERS["alice"])
+    store.add_user("bob", USERS["bob"])
+    store.add_user("root", USERS["root"], role="admin")
+    store.import_rating_items(
+        {"question_id": f"q{i}", "question": f"问题{i}：同事是不是在笑我？", "description": f"描述{i}",
+         "response": f"{RESPONSE}（{i}）", "backbone": "secret-backbone-x"}
+        for i in range(4)
+    )  # fmt: skip
+    store.import_label_items(
+        {"question_id": f"q{i}", "question": f"标注问题{i}", "description": f"描述{i}", "response": f"AI回答原文{i}"}
+        for i in range(3)
+    )
+    with gr.Blocks() as demo, gr.Tabs():
+        create_rating_tab(store)
+        create_labelling_tab(store)
+        create_admin_tab(store)
+    with demo:
+        add_annotation_api(store)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    yield f"http://127.0.0.1:{port}/", store
+    demo.close()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+        b = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield b
+        b.close()
+
+
+def log_in(context: object, url: str, tab: str, prefix: str, user: str) -> object:
+    page = context.new_page()
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    page.goto(url)
+    page.get_by_role("tab", name=tab).click()
+    page.fill(f"#{prefix}-username textarea", user)
+    page.fill(f"#{prefix}-password input", USERS[user])
+    page.click(f"#{prefix}-login-btn")
+    page.wait_for_selector(f"#{prefix}-who:has-text('{user}')", timeout=TIMEOUT)
+    return page
+
+
+def wait_text(page: object, selector: str, text: str) -> None:
+    page.wait_for_selector(f"{selector}:has-text('{text}')", timeout=TIMEOUT)
+
+
+def pick(page: object, metric: str, score: int) -> None:
+    """Click one 0-2 radio and wait for the confirmation that only a committed save produces."""
+    page.locator(f"#rate-{metric} label").nth(score).click()
+    wait_text(page, "#rate-status", f"{metric} = {score}")
+
+
+def checked(page: object, elem: str) -> list[str]:
+    return page.eval_on_selector_all(f"#{elem} input:checked", "els => els.map(e => e.parentElement.innerText)")
+
+
+def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: tuple[str, object]) -> None:
+    url, store = served
+    alice_ctx, bob_ctx = browser.new_context(), browser.new_context()
+    alice = log_in(alice_ctx, url, "Rate answers 回答评分", "rate", "alice")
+    wait_text(alice, "#rate-heading", "1 / 4")
+    assert "secret-backbone-x" not in alice.content()  # the backbone never reaches the browser
+    assert alice.locator("#rate-highlight").is_hidden()  # section highlighting is off by default
+    first_q = alice.input_value("#rate-question textarea")
+    for metric, score in (("relevance", 2), ("structure", 1), ("helpfulness", 2)):
+        pick(alice, metric, score)
+    wait_text(alice, "#rate-progress", "1 / 4 done")
+    alice.fill("#rate-comment textarea", "alice的私人备注")
+    alice.click("#rate-heading")  # leaving the box saves the comment
+    wait_text(alice, "#rate-status", "comment")
+    alice.click("#rate-next")
+    wait_text(alice, "#rate-heading", "2 / 4")
+    second_q = alice.input_value("#rate-question textarea")
+    pick(alice, "relevance", 0)  # item 2 left partial
+    shot(alice, "rating")
+
+    alice.reload()  # the login survives a reload, and the tab resumes at the first unfinished item
+    alice.get_by_role("tab", name="Rate answers 回答评分").click()
+    wait_text(alice, "#rate-heading", "2 / 4")
+    assert alice.input_value("#rate-question textarea") == second_q
+    assert checked(alice, "rate-relevance") == ["0 · 不相关 Irrelevant"] and checked(alice, "rate-structure") == []
+    alice.click("#rate-prev")
+    wait_text(alice, "#rate-heading", "1 / 4")
+    assert alice.input_value("#rate-comment textarea") == "alice的私人备注"
+
+    bob = log_in(bob_ctx, url, "Rate answers 回答评分", "rate", "bob")
+    wait_text(bob, "#rate-heading", "1 / 4")
+    for _ in range(4):  # bob walks his whole (differently shuffled) list: none of alice's answers shows
+        assert checked(bob, "rate-relevance") == [] and bob.input_value("#rate-comment textarea") == ""
+        assert "alice的私人备注" not in bob.content()
+        if bob.input_value("#rate-question textarea") == first_q:
+            pick(bob, "relevance", 1)
+        bob.click("#rate-next")
+    rows = {(r["rater"], r["question_id"]): r for r in store.rating_rows()}
+    assert len(rows) == 3 and {r for r, _ in rows} == {"alice", "bob"}
+    alice_first = next(r for (who, _), r in rows.items() if who == "alice" and r["helpfulness"] is not None)
+    assert (alice_first["relevance"], alice_first["structure"], alice_first["comment"]) == (2, 1, "alice的私人备注")
+    alice_ctx.close()
+    bob_ctx.close()
+
+
+def test_labelling_hides_the_answer_keeps_none_exclusive_and_resumes(
+    browser: object, served: tuple[str, object]
+) -> None:
+    url, store = served
+    ctx = browser.new_context()
+    page = log_in(ctx, url, "Label distortions 认知歪曲标注", "label", "bob")
+    wait_text(page, "#label-heading", "1 / 3")
+    assert page.locator("#label-answer").is_hidden() and "AI回答原文" not in page.content()
+    page.locator("#label-distortions").get_by_label("读心术 Mind reading").check()
+    wait_text(page, "#label-status", "distortions")
+    page.locator("#label-distortions").get_by_label("无认知歪曲 (none)").check()  # "none" clears the types
+    page.wait_for_function("document.querySelectorAll('#label-distortions input:checked').length === 1")
+    assert checked(page, "label-distortions") == ["无认知歪曲 (none)"]
+    page.fill("#label-key-thought textarea", "同事笑一定是在笑我")
+    page.locator("#label-confidence label").nth(2).click()
+    wait_text(page, "#label-status", "confidence = 3")
+    page.check("#label-show-answer input")
+    wait_text(page, "#label-answer", "")
+    assert page.input_value("#label-answer textarea").startswith("AI回答原文")
+    shot(page, "labelling")
+    page.reload()
+    page.get_by_role("tab", name="Label distortions 认知歪曲标注").click()
+    wait_text(page, "#label-heading", "2 / 3")  # item 1 is complete: resume at item 2
+    labels = [r for r in store.label_rows() if r["rater"] == "bob"]
+    assert len(labels) == 1 and labels[0]["distortions"] == [] and labels[0]["confidence"] == 3
+    assert labels[0]["key_thought"] == "同事笑一定是在笑我"
+    ctx.close()
+
+
+def test_admin_sees_progress_and_downloads_the_export(browser: object, served: tuple[str, object]) -> None:
+    url, store = served
+    ctx = browser.new_context(accept_downloads=True)
+    rater = log_in(ctx, url, "Annotation admin 标注管理", "admin", "alice")
+    wait_text(rater, "#admin-denied", "admin")
+    assert rater.locator("#admin-work").is_hidden()
+    rater.click("#admin-logout")
+    rater.wait_for_selector("#admin-username textarea", timeout=TIMEOUT)
+    rater.fill("#admin-username textarea", "root")
+    rater.fill("#admin-password input", USERS["root"])
+    rater.click("#admin-login-btn")
+    wait_text(rater, "#admin-progress", "alice")
+    rater.click("#admin-export-ratings")
+    wait_text(rater, "#admin-note", "ratings rows")
+    with rater.expect_download(timeout=TIMEOUT) as info:
+        rater.locator("#admin-download a").first.click()
+    rows = [json.loads(line) for line in Path(info.value.path()).read_text(encoding="utf-8").splitlines()]
+    assert rows == store.export_ratings(store.login("root", USERS["root"]).token)
+    assert {r["rater"] for r in rows} >= {"alice"} and all(r["backbone"] == "secret-backbone-x" for r in rows)
+    shot(rater, "admin")
+    ctx.close()
+
+
+def test_failed_logins_are_refused_then_throttled(browser: object, served: tuple[str, object]) -> None:
+    url, _ = served
+    page = browser.new_context().new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Rate answers 回答评分").click()
+    page.fill("#rate-username textarea", "carol")
+    for _ in range(5):
+        page.fill("#rate-password input", "wrong")
+        page.click("#rate-login-btn")
+        page.wait_for_function("document.querySelector('#rate-password input').value === ''", timeout=TIMEOUT)
+        wait_text(page, "#rate-login-msg", "wrong username or password")
+    page.fill("#rate-password input", "wrong")
+    page.click("#rate-login-btn")
+    wait_text(page, "#rate-login-msg", "too many failed logins for carol")
+    assert page.locator("#rate-work").is_hidden()
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
