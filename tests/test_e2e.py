@@ -1,0 +1,181 @@
+"""End to end: a fresh `python app.py` (as the README starts it) driven through every tab in Chromium.
+
+One page session walks the tabs in order: chat (a streamed, highlighted retrieval reply), a crisis message
+(hotlines, no model), compare (retrieval against a loopback OpenAI-compatible server), browse, and every other
+tab the app has (evaluation, rating, labelling, admin ... as they are added), each opened, checked for errors
+and screenshotted to tests/artifacts/<tab>.png for the README. JavaScript errors on the page fail the test.
+Needs /usr/bin/chromium and fonts-wqy-microhei (CJK).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fake_openai import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+RATER = ("e2e_rater", "e2e-Passw0rd")
+BACKBONES = """default: retrieval
+backbones:
+  retrieval: {type: retrieval, label: Retrieval}
+  endpoint: {type: openai, label: Loopback endpoint, base_url: '${OPENAI_BASE_URL:-}', model: m}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def slug(tab_label: str) -> str:
+    """'Browse data 浏览数据' -> 'browse_data': the English words of a tab label."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9]*", tab_label)
+    return "_".join(w.lower() for w in words) or "tab"
+
+
+@pytest.fixture(scope="module")
+def fresh_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
+    tmp = tmp_path_factory.mktemp("e2e")
+    (tmp / "backbones.yaml").write_text(BACKBONES, encoding="utf-8")
+    port = free_port()
+    with FakeOpenAI(latency=0.02) as server:
+        env = os.environ | {
+            "GRADIO_SERVER_PORT": str(port), "CBT_BACKBONES": str(tmp / "backbones.yaml"), "CBT_DATA_DIR": str(tmp),
+            "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "x", "HF_HUB_OFFLINE": "1",
+            "CBT_USERS": f"{RATER[0]}:{RATER[1]}", "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
+        log = tmp / "app.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.time() + 120
+            while True:
+                try:
+                    httpx.get(url, timeout=2)
+                    break
+                except httpx.HTTPError:
+                    if time.time() > deadline or proc.poll() is not None:
+                        proc.kill()
+                        raise RuntimeError(f"app did not start: {log.read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            yield url, tmp
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(fresh_app: tuple[str, Path]) -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        pg = browser.new_page(viewport={"width": 1280, "height": 1400}, locale="zh-CN")
+        pg.js_errors = []
+        pg.on("pageerror", lambda exc: pg.js_errors.append(str(exc)))
+        pg.goto(fresh_app[0])
+        pg.wait_for_selector("#chat-input textarea", timeout=60_000)
+        yield pg
+        browser.close()
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_tab(page: object, label: str) -> None:
+    page.get_by_role("tab", name=label, exact=True).click()
+    page.wait_for_timeout(400)
+
+
+def tab_labels(page: object) -> list[str]:
+    return [t.strip() for t in page.get_by_role("tab").all_inner_texts() if t.strip()]
+
+
+def wait_text(page: object, selector: str, text: str, timeout: int = 30_000) -> None:
+    page.wait_for_function(
+        "([s, t]) => { const e = document.querySelector(s); return e && e.innerText.includes(t); }",
+        arg=[selector, text], timeout=timeout,
+    )  # fmt: skip
+
+
+def test_chat_tab(page: object) -> None:
+    assert "not a substitute for professional care" in page.inner_text("#ai-notice")
+    page.fill("#chat-input textarea", "考研二战又失败了，我是不是一无是处？家里人嘴上不说，可我觉得他们很失望。")
+    page.click("#chat-send")
+    page.wait_for_selector("#chat-highlight .token.highlighted", timeout=30_000)
+    wait_text(page, "#chat-info", "structure")
+    assert page.locator("#chat-history").inner_text().count("一无是处") >= 1
+    assert page.locator("#crisis-block").is_hidden()
+    shot(page, "chat")
+
+
+def test_crisis_message_gets_the_hotlines(page: object) -> None:
+    page.fill("#chat-input textarea", "我真的撑不下去了，今晚就想结束自己的生命")
+    page.click("#chat-send")
+    page.wait_for_selector("#crisis-block:visible", timeout=30_000)
+    block = page.inner_text("#crisis-block")
+    assert "12356" in block and "400-161-9995" in block
+    shot(page, "crisis")
+
+
+def test_over_long_message_is_refused_in_the_ui(page: object) -> None:
+    box = page.locator("#chat-input textarea")
+    box.fill("字" * 2500)
+    assert len(box.input_value()) <= 2000  # the textbox stops at the cap; the server refuses the rest (security)
+
+
+def test_compare_tab(page: object) -> None:
+    open_tab(page, "Compare 对比")
+    page.fill("#cmp-question textarea", "总觉得同事都在背后议论我，怎么办？")
+    page.fill("#cmp-description textarea", "开会发言时大家一笑，我就觉得是在笑我，回家以后反复想，晚上也睡不好。")
+    page.get_by_label("Loopback endpoint").check()
+    page.click("#cmp-run")
+    page.wait_for_selector("#cmp-answer-1 .token.highlighted", timeout=30_000)
+    assert "Retrieval" in page.inner_text("#cmp-title-0") and "Loopback" in page.inner_text("#cmp-title-1")
+    shot(page, "compare")
+
+
+def test_browse_tab(page: object) -> None:
+    open_tab(page, "Browse data 浏览数据")
+    page.wait_for_selector("#browse-answer .token.highlighted", timeout=30_000)
+    assert page.input_value("#browse-question textarea")
+    shot(page, "browse")
+
+
+DONE = {"Chat 对话", "Compare 对比", "Browse data 浏览数据"}
+
+
+def test_every_other_tab_opens_without_errors(page: object) -> None:
+    """Tabs added by other packages (evaluation, rating, labelling, admin): each opens, shows content, no error."""
+    labels = tab_labels(page)
+    assert set(labels) >= DONE, labels
+    for label in [t for t in labels if t not in DONE]:
+        open_tab(page, label)
+        panel = page.locator("[role=tabpanel]:visible").first
+        assert panel.inner_text().strip(), f"tab {label!r} is empty"
+        assert page.locator(".toast-body.error:visible").count() == 0, f"tab {label!r} raised an error"
+        shot(page, slug(label))
+
+
+def test_no_javascript_errors(page: object) -> None:
+    assert page.js_errors == []
