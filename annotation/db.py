@@ -116,6 +116,7 @@ class Database:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
 
     # ------------------------------------------------------------ connections
@@ -157,17 +158,21 @@ class Database:
             with conn.transaction(), conn.cursor() as cur:
                 yield Tx(cur, self.dialect)
             return
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield Tx(cur, self.dialect)
-        except BaseException:
-            conn.rollback()
-            raise
-        else:
-            conn.commit()
-        finally:
-            cur.close()
+        # Writers in this process queue on a lock instead of SQLite's sleep-and-retry busy handler, whose
+        # back-off starved some threads for seconds under 16 concurrent raters; other processes still wait
+        # through busy_timeout.
+        with self._write_lock if write else contextlib.nullcontext():
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield Tx(cur, self.dialect)
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+            finally:
+                cur.close()
 
     def close(self) -> None:
         self._closed = True
