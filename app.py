@@ -16,6 +16,9 @@ from collections.abc import Iterator
 
 import gradio as gr
 
+from annotation.store import AnnotationStore
+from annotation.tabs import add_annotation_api, create_admin_tab, create_labelling_tab, create_rating_tab
+from annotation.ui import open_store
 from annotation.votes import save_vote
 from cbt.backends.base import GenParams
 from cbt.backends.registry import BackendManager
@@ -32,9 +35,10 @@ from cbt.tabs.compare import create_compare_tab
 TITLE = "CBT-LLM Studio"
 
 
-def build_app(manager: BackendManager | None = None) -> gr.Blocks:
+def build_app(manager: BackendManager | None = None, store: AnnotationStore | None = None) -> gr.Blocks:
     """The whole UI; each tab module wires its widgets to functions of cbt/, train/, eval/, annotation/."""
     manager = manager or BackendManager.from_config().start()
+    store = store or open_store()
     records = load_sample()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\nCognitive-behavioural-therapy question answering, after the CBT-LLM paper.")
@@ -43,7 +47,11 @@ def build_app(manager: BackendManager | None = None) -> gr.Blocks:
             create_chat_tab(manager)
             create_compare_tab(manager, save_vote)
             create_browse_tab(records)
+            create_rating_tab(store)
+            create_labelling_tab(store)
+            create_admin_tab(store)
         add_api(manager)
+        add_annotation_api(store)
     return demo
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from annotation.export import write_export
+from annotation.store import AnnotationStore
 from cbt.browse import highlight_pieces
 from cbt.taxonomy import DISTORTIONS
 
@@ -37,6 +38,17 @@ def guidelines() -> dict[str, Any]:
     """annotation/resources/guidelines.yaml: the paper's Appendix A (rating) and our labelling instructions."""
     with open(RESOURCES / "guidelines.yaml", encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def open_store(url: str | None = None) -> AnnotationStore:
+    """The app's store (CBT_ANNOTATION_DB, else the data dir's SQLite file) with the configured raters loaded:
+    the users file named by CBT_USERS_FILE, then env CBT_USERS. No users is fine: the tabs say how to add them."""
+    store = AnnotationStore(url)
+    if os.environ.get("CBT_USERS_FILE"):
+        store.load_users(os.environ["CBT_USERS_FILE"])
+    if os.environ.get("CBT_USERS"):
+        store.load_users()
+    return store
 
 
 def metric(metric_id: str) -> dict[str, Any]:

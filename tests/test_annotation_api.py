@@ -7,6 +7,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,20 @@ def test_a_double_post_leaves_one_row(api: tuple[Api, object]) -> None:
     labels = [r for r in store.export_labels(store.login("boss", "boss-pw").token) if r["rater"] == "rita"]
     assert len(labels) == 1 and labels[0]["distortions"] == ["mind_reading", "labeling"]
     assert client.ok("annotate_progress", token)["labelling"]["done"] == 1
+
+
+def test_the_app_builds_without_raters_and_says_how_to_add_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import build_app
+    from cbt.backends.registry import BackendManager
+
+    for var in ("CBT_USERS", "CBT_USERS_FILE", "CBT_ANNOTATION_DB"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CBT_DATA_DIR", str(tmp_path))
+    (tmp_path / "backbones.yaml").write_text("default: retrieval\nbackbones:\n  retrieval: {type: retrieval}\n")
+    demo = build_app(BackendManager.from_config(tmp_path / "backbones.yaml"))
+    config = json.dumps(demo.get_config_file(), ensure_ascii=False, default=str)
+    assert "python -m cbt annotate add-user" in config and "CBT_USERS=" in config
+    assert (tmp_path / "annotation.sqlite3").is_file()  # the default store opened in the data directory
+    assert {d.get("api_name") for d in demo.get_config_file()["dependencies"]} >= ENDPOINTS

@@ -26,13 +26,12 @@ TIMEOUT = 20_000
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
-    """The three tabs and the API on a free loopback port, over a fresh SQLite store."""
+    """The whole app (retrieval backbone only) on a free loopback port, over an injected fresh SQLite store."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
-    import gradio as gr
-
     from annotation.store import AnnotationStore
-    from annotation.tabs import add_annotation_api, create_admin_tab, create_labelling_tab, create_rating_tab
+    from app import build_app
+    from cbt.backends.registry import BackendManager
 
     store = AnnotationStore(f"sqlite:///{tmp_path_factory.mktemp('ann') / 'annotation.sqlite3'}")
     store.add_user("alice", USERS["alice"])
@@ -47,12 +46,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
         {"question_id": f"q{i}", "question": f"标注问题{i}", "description": f"描述{i}", "response": f"AI回答原文{i}"}
         for i in range(3)
     )
-    with gr.Blocks() as demo, gr.Tabs():
-        create_rating_tab(store)
-        create_labelling_tab(store)
-        create_admin_tab(store)
-    with demo:
-        add_annotation_api(store)
+    tmp = tmp_path_factory.mktemp("app")
+    (tmp / "backbones.yaml").write_text("default: retrieval\nbackbones:\n  retrieval: {type: retrieval}\n")
+    demo = build_app(BackendManager.from_config(tmp / "backbones.yaml").start(), store)  # the app's own wiring
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield f"http://127.0.0.1:{port}/", store
