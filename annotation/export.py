@@ -13,7 +13,6 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Sequence
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -165,45 +164,18 @@ def write_export(rows: Sequence[dict[str, Any]], what: str, fmt: str, out: str |
 # ---------------------------------------------------------------- agreement
 
 
-def _matrix(rows: Sequence[dict[str, Any]], field: str) -> tuple[list[str], list[list[Any]]]:
-    """raters x items, None where a rater has no value (skipped rows count as missing)."""
-    raters = sorted({r["rater"] for r in rows})
-    items = sorted({r["item_id"] for r in rows})
-    cell = {(r["rater"], r["item_id"]): r.get(field) for r in rows if not r.get("skipped")}
-    return raters, [[cell.get((rater, item)) for item in items] for rater in raters]
-
-
-def _pairs(matrix: list[list[Any]]) -> list[tuple[list[Any], list[Any]]]:
-    out = []
-    for a, b in combinations(matrix, 2):
-        both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
-        if both:
-            out.append(([x for x, _ in both], [y for _, y in both]))
-    return out
-
-
-def _mean(values: list[float]) -> float | None:
-    clean = [v for v in values if v is not None and v == v]
-    return sum(clean) / len(clean) if clean else None
-
-
 def agreement(ratings: Sequence[dict[str, Any]], labels: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Krippendorff's alpha (ordinal) and mean pairwise quadratic-weighted kappa per rating metric; per-type
-    Cohen's kappa for distortions (mean over rater pairs on items both labelled). None where undefined."""
+    """Per rating metric: Krippendorff's alpha (ordinal) and the mean pairwise quadratic-weighted kappa on the 0-2
+    scale; per distortion type: mean pairwise Cohen's kappa of "chose it". None where undefined (too few raters)."""
     from eval import agreement as ag
 
     out: dict[str, Any] = {"ratings": {}, "distortions": {}}
     for metric in METRICS:
-        raters, matrix = _matrix(ratings, metric)
-        pairs = _pairs(matrix)
-        units = sum(1 for col in zip(*matrix, strict=True) if sum(v is not None for v in col) >= 2) if matrix else 0
-        alpha = ag.krippendorff_alpha(matrix, level="ordinal") if len(raters) >= 2 and units else None
-        kappas = [ag.weighted_kappa(a, b, weights="quadratic") for a, b in pairs]
-        out["ratings"][metric] = {"alpha_ordinal": alpha, "weighted_kappa": _mean(kappas), "raters": len(raters),
-                                  "units": units, "pairs": len(pairs)}  # fmt: skip
-    _, matrix = _matrix(labels, "distortions")
-    pairs = _pairs(matrix)
-    for did in DISTORTION_IDS:
-        kappas = [ag.cohen_kappa([int(did in x) for x in a], [int(did in y) for y in b]) for a, b in pairs]
-        out["distortions"][did] = {"kappa": _mean(kappas), "pairs": len(pairs)}
+        raters, units, matrix = ag.rating_matrix(ratings, metric)
+        pairs = ag.pairwise_kappa(ratings, metric, weights="quadratic", labels=[0, 1, 2])
+        out["ratings"][metric] = {
+            "alpha_ordinal": ag.krippendorff_alpha(matrix, level="ordinal") if len(raters) >= 2 else None,
+            "weighted_kappa": pairs["kappa"], "raters": len(raters), "units": len(units), "pairs": pairs["n_pairs"],
+        }  # fmt: skip
+    out["distortions"] = ag.distortion_kappa(labels, DISTORTION_IDS, unit="item_id")
     return out

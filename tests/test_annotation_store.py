@@ -311,6 +311,30 @@ def test_admin_progress_and_deterministic_exports(store: AnnotationStore) -> Non
     assert {r["backbone"] for r in rows} <= set(BACKBONES)
 
 
+def test_agreement_in_the_admin_view(store: AnnotationStore) -> None:
+    from eval.agreement import krippendorff_alpha, rating_matrix
+
+    alice, bob, boss = tok(store, "alice"), tok(store, "bob"), tok(store, "boss")
+    items = sorted(r["item_id"] for r in store.rating_list(alice))
+    for n, item in enumerate(items):  # same relevance, helpfulness off by one on every other item
+        store.save_rating(alice, item, relevance=n % 3, structure=1 + n % 2, helpfulness=n % 3)
+        store.save_rating(bob, item, relevance=n % 3, structure=1 + n % 2, helpfulness=min(2, n % 3 + n % 2))
+    for n, row in enumerate(store.label_list(alice)):
+        store.save_label(alice, row["item_id"], distortions=["labeling"] if n % 2 else ["none"], confidence=2)
+        store.save_label(bob, row["item_id"], distortions=["labeling"] if n % 2 else ["none"], confidence=2)
+    with pytest.raises(AuthError):
+        store.agreement(alice)
+    result = store.agreement(boss)
+    assert result["ratings"]["relevance"]["alpha_ordinal"] == 1.0
+    assert result["ratings"]["relevance"]["weighted_kappa"] == 1.0
+    helpful = result["ratings"]["helpfulness"]
+    assert (helpful["raters"], helpful["units"], helpful["pairs"]) == (2, 12, 1)
+    expected = krippendorff_alpha(rating_matrix(store.export_ratings(boss), "helpfulness")[2], level="ordinal")
+    assert helpful["alpha_ordinal"] == expected and 0 < expected < 1
+    assert result["distortions"]["labeling"]["kappa"] == 1.0
+    assert result["distortions"]["mind_reading"]["kappa"] is None  # nobody chose it: undefined, not 1
+
+
 # ---------------------------------------------------------------- SQLite specifics
 
 
