@@ -45,6 +45,7 @@ class _Signal:
     level: Level
     pattern: re.Pattern[str]
     requires_distress: bool
+    corroborate: bool = False
 
 
 def _compile(rows: dict) -> re.Pattern[str]:
@@ -55,7 +56,10 @@ def _compile(rows: dict) -> re.Pattern[str]:
 @lru_cache(maxsize=1)
 def _rules() -> dict:
     raw = load_resource("safety.yaml")
-    signals = [_Signal(g["reason"], g["level"], _compile(g), bool(g.get("requires_distress"))) for g in raw["signals"]]
+    signals = [
+        _Signal(g["reason"], g["level"], _compile(g), bool(g.get("requires_distress")), bool(g.get("corroborate")))
+        for g in raw["signals"]
+    ]
     return {
         "signals": signals,
         "benign": _compile(raw["benign"]),
@@ -69,9 +73,22 @@ def _rules() -> dict:
     }
 
 
+@lru_cache(maxsize=1)
+def _traditional() -> dict[int, str]:
+    table = load_resource("safety.yaml")["traditional"]
+    src, dst = "".join(table["from"]), "".join(table["to"])
+    if len(src) != len(dst):
+        raise ValueError(f"safety.yaml: traditional 'from' has {len(src)} characters, 'to' has {len(dst)}")
+    return str.maketrans(src, dst)
+
+
 def normalize(text: str) -> str:
-    """NFKC, lower case, and no spaces between CJK characters (so '自 杀' and '自杀' read alike)."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    """NFKC, lower case, common traditional characters as simplified, no spaces between CJK characters.
+
+    >>> normalize("我 想 自殺")
+    '我想自杀'
+    """
+    text = unicodedata.normalize("NFKC", text).lower().translate(_traditional())
     return re.sub(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])", "", text)
 
 
@@ -84,8 +101,25 @@ def _sentence_of(sentences: list[tuple[int, int]], pos: int) -> tuple[int, int]:
 
 def assess(message: str) -> SafetyResult:
     """Crisis level of one user message: none, elevated (ideation, self-harm, methods) or imminent (plan)."""
-    rules = _rules()
     text = normalize(message)
+    reasons, third_party_only = _match_rules(text)
+    if not reasons:
+        return _second_opinion(text)
+    level: Level = "imminent" if "imminent" in reasons.values() and not third_party_only else "elevated"
+    ordered = sorted(reasons, key=lambda r: reasons[r] != "imminent")
+    if third_party_only:
+        ordered.append("a third party may be at risk: encourage reaching them and professional help")
+    return SafetyResult(True, level, ordered)
+
+
+def rule_reasons(normalized: str) -> list[str]:
+    """What the lexicon alone says about normalised text (no learned model): reasons, empty when silent."""
+    return list(_match_rules(normalized)[0])
+
+
+def _match_rules(text: str) -> tuple[dict[str, Level], bool]:
+    """Lexicon hits as {reason: level}, and whether every hit is about someone else."""
+    rules = _rules()
     benign = [(m.start(), m.end()) for m in rules["benign"].finditer(text)]
     sentences = [(m.start(), m.end()) for m in _SENTENCE.finditer(text)]
     has_distress = bool(rules["distress"].search(text))
@@ -96,6 +130,8 @@ def assess(message: str) -> SafetyResult:
             if any(s <= m.start() and m.end() <= e for s, e in benign):
                 continue
             if sig.requires_distress and not has_distress:
+                continue
+            if sig.corroborate and not _model_agrees(text):
                 continue
             prefix = clause_prefix(text, m.start(), 20)
             negatable = sig.level != "imminent" and not sig.reason.startswith("passive")
@@ -114,13 +150,15 @@ def assess(message: str) -> SafetyResult:
             reason = f"{sig.reason}: '{m.group(0).strip()}'" + (" (about someone else)" if third else "")
             reasons.setdefault(reason, sig.level)
             break
-    if not reasons:
-        return _second_opinion(text)
-    level: Level = "imminent" if "imminent" in reasons.values() and not third_party_only else "elevated"
-    ordered = sorted(reasons, key=lambda r: reasons[r] != "imminent")
-    if third_party_only:
-        ordered.append("a third party may be at risk: encourage reaching them and professional help")
-    return SafetyResult(True, level, ordered)
+    return reasons, third_party_only
+
+
+def _model_agrees(text: str) -> bool:
+    """Ambiguous goodbye cues ('大家保重', paid my debts) count only when the learned model leans to risk too."""
+    from cbt.safety_model import load_model
+
+    model = load_model()
+    return model is None or model.score(text)[0] >= model.corroborate_threshold
 
 
 def _second_opinion(text: str) -> SafetyResult:
@@ -133,9 +171,8 @@ def _second_opinion(text: str) -> SafetyResult:
     score, sentence = model.score(text)
     if score < model.threshold:
         return SafetyResult(False, "none", [])
-    return SafetyResult(
-        True, "elevated", [f"risk-like language (learned model, score {score:.2f}): '{sentence[:60]}'"]
-    )
+    level: Level = "imminent" if model.is_imminent(text) else "elevated"
+    return SafetyResult(True, level, [f"risk-like language (learned model, score {score:.2f}): '{sentence[:60]}'"])
 
 
 def crisis_reply(lang: str = "zh") -> str:

@@ -191,7 +191,7 @@ def test_safety_model_training_separates_a_toy_set() -> None:
     from cbt.safety_model import train
 
     model = train(["我想去死", "活不下去了", "今天天气很好", "我喜欢吃苹果"] * 5, [True, True, False, False] * 5)
-    assert model.score("我想去死")[0] > 0.8 > 0.2 > model.score("我喜欢吃苹果")[0]
+    assert model.prob("我想去死") > 0.8 > 0.2 > model.prob("我喜欢吃苹果")
 
 
 @pytest.mark.parametrize(
