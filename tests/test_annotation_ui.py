@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from annotation.export import LABEL_COLUMNS, dumps_csv
 from tests.test_browser import ARTIFACTS, CHROMIUM, free_port
 
 pytestmark = pytest.mark.browser
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 RESPONSE = "听起来你很难过。你觉得大家在笑你，这是读心术。下次可以先问问同事。你已经做得很好了。"
-USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "root": "root-pw-3"}
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "dana": "dana-pw-4", "root": "root-pw-3"}
 TIMEOUT = 20_000
 
 
@@ -36,6 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     store = AnnotationStore(f"sqlite:///{tmp_path_factory.mktemp('ann') / 'annotation.sqlite3'}")
     store.add_user("alice", USERS["alice"])
     store.add_user("bob", USERS["bob"])
+    store.add_user("dana", USERS["dana"])
     store.add_user("root", USERS["root"], role="admin")
     store.import_rating_items(
         {"question_id": f"q{i}", "question": f"问题{i}：同事是不是在笑我？", "description": f"描述{i}",
@@ -123,12 +127,14 @@ def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: t
 
     bob = log_in(bob_ctx, url, "Rate answers 回答评分", "rate", "bob")
     wait_text(bob, "#rate-heading", "1 / 4")
-    for _ in range(4):  # bob walks his whole (differently shuffled) list: none of alice's answers shows
+    for i in range(1, 5):  # bob walks his whole (differently shuffled) list: none of alice's answers shows
+        if i > 1:
+            bob.click("#rate-next")
+        wait_text(bob, "#rate-heading", f"{i} / 4")
         assert checked(bob, "rate-relevance") == [] and bob.input_value("#rate-comment textarea") == ""
         assert "alice的私人备注" not in bob.content()
         if bob.input_value("#rate-question textarea") == first_q:
             pick(bob, "relevance", 1)
-        bob.click("#rate-next")
     rows = {(r["rater"], r["question_id"]): r for r in store.rating_rows()}
     assert len(rows) == 3 and {r for r, _ in rows} == {"alice", "bob"}
     alice_first = next(r for (who, _), r in rows.items() if who == "alice" and r["helpfulness"] is not None)
@@ -186,6 +192,42 @@ def test_admin_sees_progress_and_downloads_the_export(browser: object, served: t
     assert rows == store.export_ratings(store.login("root", USERS["root"]).token)
     assert {r["rater"] for r in rows} >= {"alice"} and all(r["backbone"] == "secret-backbone-x" for r in rows)
     shot(rater, "admin")
+    rater.locator("#admin-format").get_by_label("csv").check()
+    rater.click("#admin-export-labels")
+    wait_text(rater, "#admin-note", "labels rows → labels.csv")
+    with rater.expect_download(timeout=TIMEOUT) as info:
+        rater.locator("#admin-download a").first.click()
+    admin_token = store.login("root", USERS["root"]).token
+    assert Path(info.value.path()).read_text(encoding="utf-8") == dumps_csv(
+        store.export_labels(admin_token), LABEL_COLUMNS
+    )
+    rater.click("#admin-backup")
+    wait_text(rater, "#admin-note", "Backup written")
+    with rater.expect_download(timeout=TIMEOUT) as info:
+        rater.locator("#admin-download a").first.click()
+    with closing(sqlite3.connect(info.value.path())) as copy:
+        assert copy.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == len(store.rating_rows())
+    ctx.close()
+
+
+def test_skip_moves_on_and_sections_can_be_highlighted(browser: object, served: tuple[str, object]) -> None:
+    url, store = served
+    ctx = browser.new_context()
+    page = log_in(ctx, url, "Rate answers 回答评分", "rate", "dana")
+    wait_text(page, "#rate-heading", "1 / 4")
+    page.get_by_text("Settings 设置").last.click()
+    page.check("#rate-show-sections input")
+    page.wait_for_selector("#rate-highlight .token.highlighted", timeout=TIMEOUT)
+    assert page.locator("#rate-highlight").inner_text().count("读心术") >= 1
+    page.click("#rate-skip")
+    wait_text(page, "#rate-heading", "2 / 4")
+    wait_text(page, "#rate-progress", "0 / 4 done · 1 skipped")
+    page.reload()  # a skipped item is not where the rater resumes
+    page.get_by_role("tab", name="Rate answers 回答评分").click()
+    wait_text(page, "#rate-heading", "2 / 4")
+    page.click("#rate-prev")
+    wait_text(page, "#rate-heading", "1 / 4 · skipped")
+    assert [r["skipped"] for r in store.rating_rows() if r["rater"] == "dana"] == [True]
     ctx.close()
 
 
