@@ -139,6 +139,8 @@ class Database:
         if self._closed:
             raise RuntimeError("the annotation store is closed")
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.dialect is POSTGRES and conn.closed:  # the server went away: reconnect
+            conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn

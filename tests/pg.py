@@ -59,10 +59,16 @@ class PgServer:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.fsync:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        log = self.root / "server.log"
+        log, self._opts = self.root / "server.log", opts
         pg_ctl = str(self.bin / "pg_ctl")
         self._run(pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start")
         return self
+
+    def crash_and_restart(self) -> None:
+        """Immediate shutdown (no checkpoint: recovery replays the WAL on start, as after a crash), then start."""
+        pg_ctl = str(self.bin / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._run(pg_ctl, "-D", str(self.data), "-o", self._opts, "-l", str(self.root / "server.log"), "-w", "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
