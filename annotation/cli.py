@@ -59,6 +59,13 @@ def cmd_add_user(store: AnnotationStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_password(store: AnnotationStore | None, args: argparse.Namespace) -> int:
+    from annotation.auth import hash_password
+
+    sys.stdout.write(hash_password(_password(args)) + "\n")
+    return 0
+
+
 def cmd_load_users(store: AnnotationStore, args: argparse.Namespace) -> int:
     _print({"users": store.load_users(args.file)})
     return 0
@@ -152,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
     p.add_argument("--password", help="the password itself (visible in shell history; for scripts only)")
     p.set_defaults(func=cmd_add_user)
+    p = sub.add_parser("hash-password", help="print an scrypt hash for the password_hash field of a users file")
+    p.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+    p.add_argument("--password", help="the password itself (visible in shell history; for scripts only)")
+    p.set_defaults(func=cmd_hash_password, name="this user")
     p = sub.add_parser("load-users", help="users from a YAML/JSON file, or from env CBT_USERS when no file")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_load_users)
@@ -184,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.func is cmd_hash_password:  # needs no store
+        try:
+            return cmd_hash_password(None, args)
+        except AnnotationError as exc:
+            sys.stderr.write(f"annotate hash-password: error: {exc}\n")
+            return 2
     try:
         store = AnnotationStore(args.db)
     except Exception as exc:  # a bad URL or an unreachable server: one line, not a traceback

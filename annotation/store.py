@@ -112,6 +112,8 @@ class AnnotationStore:
             is_file = Path(source).is_file()
         except OSError:
             is_file = False
+        if not is_file and str(source).lower().endswith((".yaml", ".yml", ".json")):
+            raise AnnotationError(f"users: file {source} not found")
         try:
             users = auth.read_users_file(source) if is_file else auth.parse_users_env(str(source))
             checked = [(auth.check_username(u["username"], "username"), u, auth.check_role(u["role"])) for u in users]

@@ -493,3 +493,18 @@ def test_python_m_cbt_annotate_runs(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "cbt", "annotate", "--db", f"sqlite:///{tmp_path}/m.sqlite3", "init"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0 and '"schema_version": 2' in proc.stdout
+
+
+def test_cli_hash_password_feeds_a_users_file(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("PW", "carol-pw")
+    code, out, _ = _cli(capsys, "hash-password", "--password-env", "PW")
+    assert code == 0 and out.startswith("scrypt$") and "carol-pw" not in out
+    users = tmp_path / "users.json"
+    users.write_text(f'[{{"username": "carol", "password_hash": "{out.strip()}", "role": "admin"}}]', encoding="utf-8")
+    db = f"sqlite:///{tmp_path}/h.sqlite3"
+    assert _cli(capsys, "--db", db, "load-users", str(users))[0] == 0
+    code, _, err = _cli(capsys, "--db", db, "load-users", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "users: file" in err and "missing.yaml not found" in err
+    store = AnnotationStore(db)
+    assert store.login("carol", "carol-pw").role == "admin"
+    store.close()
