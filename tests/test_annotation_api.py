@@ -91,6 +91,10 @@ def test_save_without_login_is_refused_and_changes_nothing(api: tuple[Api, objec
     assert status != 200 and "not logged in" in error
     status, error = client("save_rating", "forged-token", item["item_id"], 2, None, None, None, None, None)
     assert status != 200 and "not logged in" in error
+    status, error = client("save_rating", "forged-token", "", 9, "", "", "", "", "")  # login is checked first
+    assert status != 200 and "not logged in" in error
+    status, error = client("save_label", "forged-token", "", "", "", "", "")
+    assert status != 200 and "not logged in" in error
     status, error = client("annotate_login", "rita", "not-her-password")
     assert status != 200 and error == "wrong username or password"
     assert admin_rows(store) == before
