@@ -31,6 +31,7 @@ from cbt.tabs.browse import create_browse_tab
 from cbt.tabs.chat import create_chat_tab
 from cbt.tabs.common import notice
 from cbt.tabs.compare import create_compare_tab
+from eval.tabs import create_evaluation_tab
 
 TITLE = "CBT-LLM Studio"
 
@@ -50,6 +51,7 @@ def build_app(manager: BackendManager | None = None, store: AnnotationStore | No
             create_rating_tab(store)
             create_labelling_tab(store)
             create_admin_tab(store)
+            create_evaluation_tab()
         add_api(manager)
         add_annotation_api(store)
     return demo

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,36 @@ def write_report(cfg: ReportConfig) -> dict[str, str]:
     }
     atomic_write_text(files["report_json"], json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     return {k: str(v) for k, v in files.items()}
+
+
+# ---------------------------------------------------------------- reading reports back (the evaluation tab)
+
+REPO_REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+def reports_root() -> Path:
+    """CBT_DATA_DIR/reports when it holds a report, else the committed reports/ folder."""
+    env = os.environ.get("CBT_DATA_DIR")
+    if env and find_reports(Path(env) / "reports"):
+        return Path(env) / "reports"
+    return REPO_REPORTS
+
+
+def find_reports(root: Path) -> list[Path]:
+    """Folders under root (itself and two levels down) holding a report.md, newest first, then by name."""
+    if not root.is_dir():
+        return []
+    found = [p.parent for pattern in ("report.md", "*/report.md", "*/*/report.md") for p in root.glob(pattern)]
+    return sorted(set(found), key=lambda p: (-p.joinpath("report.md").stat().st_mtime, str(p)))
+
+
+def read_report(folder: Path) -> dict[str, Any]:
+    """What the tab shows: report.md without its image links, the PNG paths, and table4.csv as rows."""
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    text = re.sub(r"^!\[[^\]]*\]\([^)]*\)\n?", "", text, flags=re.M)
+    header: list[str] = []
+    rows: list[list[str]] = []
+    if (folder / "table4.csv").is_file():
+        with open(folder / "table4.csv", encoding="utf-8", newline="") as fh:
+            header, *rows = list(csv.reader(fh)) or [[]]
+    return {"markdown": text, "images": sorted(folder.glob("*.png")), "header": header, "rows": rows}

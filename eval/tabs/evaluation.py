@@ -1,0 +1,71 @@
+"""The evaluation tab: the latest report (report.md, its charts, Table 4 as a table) with a picker and refresh.
+
+Reports are folders written by `python -m cbt report`; the tab reads CBT_DATA_DIR/reports when it holds
+one, else the committed reports/ folder. It only reads files: nothing here computes a metric.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from eval.report import find_reports, read_report, reports_root
+
+
+def _choices(root: Path) -> list[tuple[str, str]]:
+    """(label, folder relative to root) per report; the client only ever sends these relative names."""
+    rels = [str(f.relative_to(root)) for f in find_reports(root)]
+    return [(root.name if r == "." else r, r) for r in rels]
+
+
+def _resolve(root: Path, rel: str | None) -> Path | None:
+    """The report folder for a picker value, or None when it is not a report inside root."""
+    if rel is None:
+        return None
+    folder = (root / rel).resolve()
+    if not folder.is_relative_to(root.resolve()) or not (folder / "report.md").is_file():
+        return None
+    return folder
+
+
+def view(root: Path, rel: str | None) -> tuple[str, list[Any], Any]:
+    """Markdown, images (PIL, so any folder can be shown) and the Table 4 rows of one report folder."""
+    folder = _resolve(root, rel)
+    if folder is None:
+        return "No report yet: run `python -m cbt report ... --out reports/NAME` (see README, Evaluation).", [], None
+    from PIL import Image
+
+    rep = read_report(Path(folder))
+    images = []
+    for p in rep["images"]:
+        with Image.open(p) as im:
+            images.append((im.convert("RGB"), p.name))
+    table = {"headers": rep["header"], "data": rep["rows"]} if rep["header"] else None
+    return rep["markdown"], images, table
+
+
+def create_evaluation_tab(root: str | Path | None = None) -> None:
+    """A report picker (newest first), a refresh button, the report, its charts and Table 4."""
+    with gr.Tab("Evaluation 评估", id="evaluation"):
+        base = Path(root) if root else reports_root()
+        choices = _choices(base)
+        first = choices[0][1] if choices else None
+        with gr.Row():
+            picker = gr.Dropdown(choices, value=first, label="Report 报告", scale=4, elem_id="eval-picker")
+            refresh = gr.Button("Refresh 刷新", scale=1, elem_id="eval-refresh")
+        md0, img0, tab0 = view(base, first)
+        gallery = gr.Gallery(img0, label="Charts 图表", columns=2, height="auto", elem_id="eval-charts")
+        table = gr.Dataframe(tab0, label="Table 4 (CSV)", interactive=False, wrap=True, elem_id="eval-table")
+        markdown = gr.Markdown(md0, elem_id="eval-report")
+
+        def reload(current: str | None) -> tuple[Any, ...]:
+            nonlocal base
+            base = Path(root) if root else reports_root()
+            opts = _choices(base)
+            keep = current if current in {v for _, v in opts} else (opts[0][1] if opts else None)
+            return gr.Dropdown(choices=opts, value=keep), *view(base, keep)
+
+        refresh.click(reload, picker, [picker, markdown, gallery, table])
+        picker.change(lambda rel: view(base, rel), picker, [markdown, gallery, table])
