@@ -174,12 +174,30 @@ def _definitions(rows: dict[str, dict[str, Any]], metrics: list[str]) -> list[st
 
 
 def _load_rows(path: str, what: str) -> list[dict[str, Any]]:
-    rows = []
+    rows, _ = _rows_with_lines(path, what)
+    return rows
+
+
+def _rows_with_lines(path: str, what: str) -> tuple[list[dict[str, Any]], list[int]]:
+    rows, lines = [], []
     for line, obj in iter_json_objects(path):
         if not isinstance(obj, dict):
             raise DataError(path, line, f"expected a JSON object ({what} row), got {type(obj).__name__}")
         rows.append(obj)
-    return rows
+        lines.append(line)
+    return rows, lines
+
+
+def _table(fn: Any, path: str, what: str, **kw: Any) -> dict[str, Any]:
+    """eval.tables' `<what> row N: ...` errors turned into `file:line: ...`."""
+    rows, lines = _rows_with_lines(path, what)
+    try:
+        return fn(rows, **kw)
+    except ValueError as exc:
+        m = re.match(rf"{what}s row (\d+): (.*)", str(exc), flags=re.S)
+        if m and int(m.group(1)) < len(lines):
+            raise DataError(path, lines[int(m.group(1))], m.group(2)) from None
+        raise DataError(path, None, str(exc)) from None
 
 
 def _human_tables(cfg: ReportConfig, pred_rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
@@ -191,24 +209,13 @@ def _human_tables(cfg: ReportConfig, pred_rows: list[dict[str, Any]]) -> tuple[d
     out: dict[str, Any] = {}
     md: list[str] = []
     if cfg.labels:
-        out["table3"] = tables.table3(_load_rows(cfg.labels, "label"), pred_rows)
-        body = tables.table3_markdown(out["table3"]) if hasattr(tables, "table3_markdown") else None
-        md += ["## Table 3: distortion recognition against human labels", "", body or _json_block(out["table3"])]
+        t3 = out["table3"] = _table(tables.table3, cfg.labels, "label", predictions=pred_rows)
+        defs = [f"- **{k}**: {v}" for k, v in sorted(t3.get("definitions", {}).items())]
+        md += ["## Table 3: distortion recognition against human labels", "", tables.table3_markdown(t3), *defs, ""]
     if cfg.ratings:
-        out["table5"] = tables.table5(_load_rows(cfg.ratings, "rating"))
-        body = tables.table5_markdown(out["table5"]) if hasattr(tables, "table5_markdown") else None
-        md += ["## Table 5: human ratings (0-2)", "", body or _json_block(out["table5"])]
-        paper = _paper()["table5"]
-        md += [
-            "The paper's Table 5 (its raters, its answers):",
-            "",
-            md_table(["Backbone", *paper["columns"]], [[k, *map(str, v)] for k, v in paper["rows"].items()]),
-        ]
+        t5 = out["table5"] = _table(tables.table5, cfg.ratings, "rating", n_boot=cfg.n_boot, seed=cfg.seed)
+        md += ["## Table 5: human ratings (0-2), mean [95% CI] and agreement", "", tables.table5_markdown(t5)]
     return out, md
-
-
-def _json_block(value: Any) -> str:
-    return "```json\n" + json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n```\n"
 
 
 def _comparisons(cfg: ReportConfig, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
