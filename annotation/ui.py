@@ -81,7 +81,7 @@ def distortion_choices() -> list[tuple[str, str]]:
 def rating_guidelines_markdown() -> str:
     """The paper's Appendix A as the rating tab shows it."""
     g = guidelines()["rating"]
-    parts = [g["intro"]["zh"], "", g["intro"]["en"], ""]
+    parts = [g["intro"]["zh"] + g["note"]["zh"], "", f"{g['intro']['en']} {g['note']['en']}", ""]
     for m in g["metrics"]:
         levels = "; ".join(f"**{lv['score']}** {lv['zh']} / {lv['en']}" for lv in m["levels"])
         parts += [f"**{m['zh']} {m['en']}**: {m['description']['zh']}", "", m["description"]["en"], "", levels, ""]

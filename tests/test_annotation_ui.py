@@ -1,4 +1,5 @@
-"""The annotation tabs in a real browser (Debian chromium via Playwright) over a real SQLite store.
+"""The annotation tabs' pure helpers, then the tabs in a real browser (Debian chromium via Playwright) over a real
+SQLite store.
 
 Two raters in two browser contexts rate and label, reload and resume at the right item, and never see each
 other's answers; the admin exports and the downloaded file holds what the raters saved. Screenshots go to
@@ -16,15 +17,72 @@ from pathlib import Path
 
 import pytest
 
+from annotation import ui
 from annotation.export import LABEL_COLUMNS, dumps_csv
+from cbt.taxonomy import DISTORTION_IDS
+from tests.conftest import SHARED
 from tests.test_browser import ARTIFACTS, CHROMIUM, free_port
 
-pytestmark = pytest.mark.browser
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 RESPONSE = "听起来你很难过。你觉得大家在笑你，这是读心术。下次可以先问问同事。你已经做得很好了。"
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "dana": "dana-pw-4", "root": "root-pw-3"}
 TIMEOUT = 20_000
+
+
+def paper_paragraph(name: str) -> str:
+    paper = SHARED / "seeds" / "cbt-llm-paper.txt"
+    if not paper.is_file():
+        pytest.skip(f"paper text not found at {paper}")
+    text = paper.read_text(encoding="utf-8")
+    appendix = text[text.index("## A. Human Evaluation Guidelines") :]
+    para = next(line for line in appendix.splitlines() if line.lower().startswith(f"- **{name.lower()} metric:**"))
+    return " ".join(para.split())
+
+
+def test_the_rating_guidelines_quote_the_papers_appendix_a() -> None:
+    g = ui.guidelines()["rating"]
+    assert [m["id"] for m in g["metrics"]] == list(ui.METRICS)
+    for m in g["metrics"]:
+        para = paper_paragraph(m["en"])
+        assert " ".join(m["description"]["en"].split()).rstrip(".") in para, m["id"]  # quoted up to the scores
+        for level in m["levels"]:
+            assert f"{level['score']} for" in para and level["en"].lower() in para, (m["id"], level)
+        assert [c[1] for c in ui.score_choices(m["id"])] == [0, 1, 2]
+        assert all(m["zh"] in ui.rating_guidelines_markdown() for m in g["metrics"])
+
+
+def test_choices_helpers_and_views() -> None:
+    assert [c[1] for c in ui.distortion_choices()] == [*DISTORTION_IDS, "none"]
+    assert ui.normalize_distortions(["labeling", "none"], ["labeling"]) == ["none"]
+    assert ui.normalize_distortions(["labeling", "none"], ["none"]) == ["labeling"]
+    assert ui.normalize_distortions(["labeling", "mind_reading"], ["labeling"]) == ["labeling", "mind_reading"]
+    item = {"item_id": "r-1", "question": "q", "description": "d", "response": RESPONSE, "position": 3, "total": 9,
+            "saved": {"relevance": 1}, "backbone": "must-not-show"}  # fmt: skip
+    view = ui.item_view(item)
+    assert view.heading == "Item 条目 3 / 9" and view.pieces is None and view.saved == {"relevance": 1}
+    assert "must-not-show" not in repr(view)
+    pieces = ui.item_view(item, highlight=True).pieces
+    assert "".join(p for p, _ in pieces) == RESPONSE and any(label for _, label in pieces)
+    listing = [{"item_id": i, "position": n} for n, i in enumerate("cab", 1)]
+    assert [ui.neighbour(listing, "a", 1), ui.neighbour(listing, "a", -1), ui.neighbour(listing, "b", 1)] == [
+        "b",
+        "c",
+        None,
+    ]
+    assert ui.neighbour(listing, None, -1) == "b" and ui.neighbour([], None, 1) is None
+    md = ui.agreement_markdown({"ratings": {"relevance": {"alpha_ordinal": 0.51234, "pairs": 2, "kappa": None}}})
+    assert "| relevance | 0.512 | 2 | n/a |" in md
+
+
+def test_the_download_has_the_clis_bytes(tmp_path: Path) -> None:
+    rows = [{"item_id": "r-1", "question_id": "q1", "rater": "a", "distortions": ["labeling", "mind_reading"],
+             "key_thought": "他们,都\n看不起我", "confidence": 2}]  # fmt: skip
+    path = ui.export_file(rows, "labels", "csv", tmp_path)
+    assert path.read_text(encoding="utf-8") == dumps_csv(rows, LABEL_COLUMNS)
+    assert json.loads(ui.export_file(rows, "labels", "jsonl", tmp_path).read_text(encoding="utf-8")) == rows[0]
+    with pytest.raises(ValueError, match="jsonl' or 'csv'"):
+        ui.export_file(rows, "labels", "hf", tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +154,7 @@ def checked(page: object, elem: str) -> list[str]:
     return page.eval_on_selector_all(f"#{elem} input:checked", "els => els.map(e => e.parentElement.innerText)")
 
 
+@pytest.mark.browser
 def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: tuple[str, object]) -> None:
     url, store = served
     alice_ctx, bob_ctx = browser.new_context(), browser.new_context()
@@ -143,6 +202,7 @@ def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: t
     bob_ctx.close()
 
 
+@pytest.mark.browser
 def test_labelling_hides_the_answer_keeps_none_exclusive_and_resumes(
     browser: object, served: tuple[str, object]
 ) -> None:
@@ -172,6 +232,7 @@ def test_labelling_hides_the_answer_keeps_none_exclusive_and_resumes(
     ctx.close()
 
 
+@pytest.mark.browser
 def test_admin_sees_progress_and_downloads_the_export(browser: object, served: tuple[str, object]) -> None:
     url, store = served
     ctx = browser.new_context(accept_downloads=True)
@@ -210,6 +271,7 @@ def test_admin_sees_progress_and_downloads_the_export(browser: object, served: t
     ctx.close()
 
 
+@pytest.mark.browser
 def test_skip_moves_on_and_sections_can_be_highlighted(browser: object, served: tuple[str, object]) -> None:
     url, store = served
     ctx = browser.new_context()
@@ -231,6 +293,7 @@ def test_skip_moves_on_and_sections_can_be_highlighted(browser: object, served: 
     ctx.close()
 
 
+@pytest.mark.browser
 def test_failed_logins_are_refused_then_throttled(browser: object, served: tuple[str, object]) -> None:
     url, _ = served
     page = browser.new_context().new_page()
