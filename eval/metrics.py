@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,19 @@ def jieba_tokens(text: str) -> list[str]:
     return [t for t in jieba.lcut(text) if not t.isspace()]
 
 
+@cache
+def _stemmer() -> Any:
+    """nltk's Porter stemmer with a memo (the same stems; a corpus repeats its words)."""
+    from nltk.stem.porter import PorterStemmer
+
+    class _CachedPorter(PorterStemmer):
+        @lru_cache(maxsize=1 << 16)  # noqa: B019 - one stemmer per process, never freed anyway
+        def stem(self, word: str, to_lowercase: bool = True) -> str:
+            return super().stem(word, to_lowercase)
+
+    return _CachedPorter()
+
+
 class _NoSynonyms:
     """A WordNet stand-in with no synsets: METEOR then matches exact words and stems only."""
 
@@ -94,7 +108,8 @@ def _pair_features(pairs: Sequence[tuple[str, str]], kinds: Sequence[str]) -> li
 
         wn = _NoSynonyms()
         for f, (h, r) in zip(out, pairs, strict=True):
-            f["meteor"] = 100.0 * single_meteor_score(jieba_tokens(r), jieba_tokens(h), wordnet=wn)
+            score = single_meteor_score(jieba_tokens(r), jieba_tokens(h), stemmer=_stemmer(), wordnet=wn)
+            f["meteor"] = 100.0 * score
     if "structure" in kinds:
         from cbt.sections import SECTION_IDS, segment
 
