@@ -154,10 +154,15 @@ def table3(labels: Sequence[dict], predictions: Sequence[dict], by_backbone: boo
 def _check_ratings(ratings: Sequence[dict]) -> list[dict]:
     """Validated non-skipped rating rows (0, 1 or 2 for each metric; None allowed = not rated)."""
     kept = []
+    seen: set[tuple[str, str]] = set()
     for i, row in enumerate(ratings):
         _require(row, i, "ratings", ("item_id", "rater", "backbone"))
         if row.get("skipped"):
             continue
+        key = (str(row["rater"]), str(row["item_id"]))
+        if key in seen:
+            raise ValueError(f"ratings row {i}: rater {key[0]!r} rated item {key[1]!r} twice")
+        seen.add(key)
         for m in RATING_METRICS:
             v = row.get(m)
             if v is not None and (isinstance(v, bool) or v not in (0, 1, 2)):

@@ -164,5 +164,11 @@ def test_table5_bad_rows():
         tables.table5([_rating("x", "A", "r1", 3, 1, 1)])
     with pytest.raises(ValueError, match="ratings row 0: missing field 'backbone'"):
         tables.table5([{"item_id": "x", "rater": "r"}])
-    with pytest.raises(ValueError, match="rated item_id 'x' twice"):
-        tables.table5([_rating("x", "A", "r1", 1, 1, 1), _rating("x", "A", "r1", 2, 1, 1)])
+    with pytest.raises(ValueError, match="ratings row 2: rater 'r1' rated item 'x' twice"):
+        tables.table5(
+            [
+                _rating("x", "A", "r1", 1, 1, 1),
+                _rating("x", "A", "r1", 2, 1, 1, True),
+                _rating("x", "A", "r1", 2, 1, 1),
+            ]
+        )
