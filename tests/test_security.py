@@ -179,6 +179,17 @@ def test_annotation_endpoints_refuse_calls_without_login(app: tuple[str, Path]) 
         body = r.text.lower()
         assert r.status_code >= 400 or "error" in body, (name, r.status_code, r.text[:200])
         assert any(w in body for w in ("login", "token", "session", "auth", "sign in")), (name, r.text[:200])
+    if "/annotate_login" in info:
+        r = httpx.post(
+            f"{app[0]}/gradio_api/run/annotate_login", json={"data": ["alice", "wrong-password"]}, timeout=30
+        )
+        assert r.status_code >= 400 or "error" in r.text.lower()
+        assert SECRET_PW not in r.text
+        r = httpx.post(f"{app[0]}/gradio_api/run/annotate_login", json={"data": ["alice", SECRET_PW]}, timeout=30)
+        token = r.json()["data"][0]
+        assert isinstance(token, str) and len(token) >= 16  # the right password works; the token is no password
+        progress = httpx.post(f"{app[0]}/gradio_api/run/annotate_progress", json={"data": [token]}, timeout=30)
+        assert progress.status_code == 200 and "rating" in progress.text
 
 
 @pytest.mark.browser
