@@ -109,6 +109,9 @@ class ReportConfig:
     title: str = field(default="CBT-LLM Studio evaluation report", metadata={"help": "report.md heading"})
     notes: str = field(default="", metadata={"help": "extra Markdown put under the heading (e.g. provenance)"})
     paper_table4: bool = field(default=True, metadata={"help": "print the paper's own Table 4 beside ours"})
+    compare: list[str] = field(
+        default_factory=list, metadata={"help": "row pairs 'a:b' (0-based) for the paired bootstrap; default k:0"}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.predictions, str):
@@ -126,6 +129,13 @@ class ReportConfig:
         unknown = [m for m in self.metrics if m not in DEFAULT_METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; known: {DEFAULT_METRICS}")
+        if isinstance(self.compare, str):
+            self.compare = [c for c in self.compare.split(",") if c]
+        n = len(self.predictions)
+        for pair in self.compare:
+            a, _, b = pair.partition(":")
+            if not (a.isdigit() and b.isdigit() and int(a) < n and int(b) < n and a != b):
+                raise ValueError(f"compare pair '{pair}' must be 'a:b', two different row numbers below {n}")
 
 
 def _coerce(value: str, current: Any) -> Any:

@@ -24,7 +24,8 @@ from cbt.io import DataError, atomic_write_text, iter_json_objects
 from eval.config import EvalConfig, ReportConfig
 from eval.scoring import NAMES, PERCENT, compare, fmt_score, run_evaluate
 
-PAPER_PATH = Path(__file__).resolve().parents[1] / "configs" / "eval" / "paper.yaml"
+REPO = Path(__file__).resolve().parents[1]
+PAPER_PATH = REPO / "configs" / "eval" / "paper.yaml"
 DEFINITIONS = {
     "bleu": "corpus BLEU-4 (sacrebleu, tokenize='zh': each CJK character a token), 0-100",
     "chrf": "corpus chrF (sacrebleu, character 6-grams, beta 2), 0-100",
@@ -62,6 +63,12 @@ def table4_csv(rows: dict[str, dict[str, Any]], metrics: list[str]) -> str:
             cells += ["skipped", "", ""] if "skipped" in res else [_r(res.get("score")), _r(ci[0]), _r(ci[1])]
         w.writerow(cells)
     return buf.getvalue()
+
+
+def display_path(path: str) -> str:
+    """A path as shown in reports: relative to the repository when it lies beside it (same bytes everywhere)."""
+    rel = os.path.relpath(Path(path).resolve(), REPO)
+    return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else rel
 
 
 def _r(x: float | None) -> str:
@@ -219,33 +226,19 @@ def _human_tables(cfg: ReportConfig, pred_rows: list[dict[str, Any]]) -> tuple[d
 
 
 def _comparisons(cfg: ReportConfig, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each later row against the first: paired bootstrap on BLEU, chrF and METEOR."""
-    if len(cfg.predictions) < 2:
-        return []
-    ecfg = EvalConfig(
-        cfg.predictions[0],
-        cfg.references,
-        list(cfg.metrics),
-        cfg.reference_field,
-        cfg.prediction_field,
-        n_boot=cfg.n_boot,
-        seed=cfg.seed,
-        allow_missing=cfg.allow_missing,
-    )
+    """Paired bootstrap on BLEU, chrF and METEOR for cfg.compare's row pairs (default: each row vs the first)."""
+    pairs = [tuple(map(int, c.split(":"))) for c in cfg.compare] or [(k, 0) for k in range(1, len(cfg.predictions))]
     names = list(rows)
     metrics = [m for m in ("bleu", "chrf", "meteor") if m in cfg.metrics]
     out = []
-    for k, other in enumerate(cfg.predictions[1:], start=1):
-        for res in compare(ecfg, other, metrics):
-            out.append(
-                {
-                    "a": names[0],
-                    "b": names[k],
-                    **{x: y for x, y in res.items() if x not in ("a", "b")},
-                    "a_score": res.get("a"),
-                    "b_score": res.get("b"),
-                }
-            )
+    for a, b in pairs:
+        ecfg = EvalConfig(
+            cfg.predictions[a], cfg.references, list(cfg.metrics), cfg.reference_field, cfg.prediction_field,
+            n_boot=cfg.n_boot, seed=cfg.seed, allow_missing=cfg.allow_missing,
+        )  # fmt: skip
+        for res in compare(ecfg, cfg.predictions[b], metrics):
+            rest = {x: y for x, y in res.items() if x not in ("a", "b")}
+            out.append({"a": names[a], "b": names[b], **rest, "a_score": res.get("a"), "b_score": res.get("b")})
     return out
 
 
@@ -303,7 +296,7 @@ def write_report(cfg: ReportConfig) -> dict[str, str]:
         "",
         cfg.notes.strip(),
         "",
-        f"References: `{cfg.references}` (field `{cfg.reference_field}`)",
+        f"References: `{display_path(cfg.references)}` (field `{cfg.reference_field}`)",
         "",
         "## Table 4: automatic metrics, score [95% CI]",
         "",
@@ -324,7 +317,7 @@ def write_report(cfg: ReportConfig) -> dict[str, str]:
     atomic_write_text(files["report_md"], re.sub(r"\n{3,}", "\n\n", "\n".join(md)))
     report = {
         "title": cfg.title,
-        "references": cfg.references,
+        "references": display_path(cfg.references),
         "reference_field": cfg.reference_field,
         "metrics": metrics,
         "table4": {k: _strip(v) for k, v in rows.items()},
@@ -337,7 +330,7 @@ def write_report(cfg: ReportConfig) -> dict[str, str]:
 
 # ---------------------------------------------------------------- reading reports back (the evaluation tab)
 
-REPO_REPORTS = Path(__file__).resolve().parents[1] / "reports"
+REPO_REPORTS = REPO / "reports"
 
 
 def reports_root() -> Path:
