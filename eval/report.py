@@ -353,6 +353,7 @@ def read_report(folder: Path) -> dict[str, Any]:
     """What the tab shows: report.md without its image links, the PNG paths, and table4.csv as rows."""
     text = (folder / "report.md").read_text(encoding="utf-8")
     text = re.sub(r"^!\[[^\]]*\]\([^)]*\)\n?", "", text, flags=re.M)
+    text = re.sub(r"\n{3,}", "\n\n", text)
     header: list[str] = []
     rows: list[list[str]] = []
     if (folder / "table4.csv").is_file():
