@@ -133,3 +133,12 @@ def test_paper_figures_are_the_papers(tmp_path: Path) -> None:
     flat = text.replace("\t", "").replace("<b>", "").replace("</b>", "")
     for values in rows.values():
         assert "".join(f"{v:.4f}" for v in values) in flat
+
+
+@pytest.mark.parametrize("path", sorted((PAPER_PATH.parent).glob("*_*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_eval_config_loads(path: Path) -> None:
+    from eval.config import PredictConfig
+
+    cls = {"predict": PredictConfig, "evaluate": EvalConfig, "report": ReportConfig}[path.name.split("_")[0]]
+    cfg = load_config(cls, path)
+    assert isinstance(cfg, cls)
