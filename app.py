@@ -61,8 +61,26 @@ def add_api(manager: BackendManager) -> None:
     """Named endpoints for gradio_client: `chat` (streamed), `reply` (whole reply, unqueued) and `segment`.
 
     Same order of checks as the chat tab (cbt/limits.py): crisis first, then the length cap, then the per-session
-    and per-client rate limit shared with the tabs, then the backbone.
+    and per-client rate limit shared with the tabs, then the backbone. `reply` skips the queue, so it serves
+    retrieval backbones only; model generation goes through the bounded queue.
     """
+
+    def stream(
+        message: str, bid: str, system_prompt: str, params: GenParams, request: gr.Request | None, quick_only: bool
+    ) -> Iterator:
+        """The checks (crisis first), then the reply as it grows; refusals become gr.Error with the reason."""
+
+        def backend():  # runs only after the crisis check, the length cap and the rate limit
+            check_length(system_prompt or "", 2 * max_message_chars())
+            if quick_only and manager.specs.get(bid) and manager.specs[bid].type != "retrieval":
+                raise ValueError(f"backbone '{bid}' generates slowly: use the queued `chat` endpoint")
+            return manager.get(bid)
+
+        allow = shared_limiter().guard(*request_keys(request))
+        try:
+            yield from respond(message, [], backend, system_prompt or Prompter().instruction, params, allow=allow)
+        except (ValueError, KeyError, RuntimeError) as exc:  # too long, rate-limited, unknown or loading backbone
+            raise gr.Error(str(exc).strip("'\""), print_exception=False) from None
 
     def chat(
         message: str,
@@ -73,21 +91,17 @@ def add_api(manager: BackendManager) -> None:
         request: gr.Request = None,
     ) -> Iterator[str]:
         """Reply to one message (crisis check first); yields the reply so far."""
+        params = GenParams(max_new_tokens=max(1, min(int(max_new_tokens), 2048)), temperature=float(temperature))
         bid = backbone or manager.preferred() or ""
-        params = GenParams(max_new_tokens=min(int(max_new_tokens), 2048), temperature=float(temperature))
-        allow = shared_limiter().guard(*request_keys(request))
-        try:
-            for turn in respond(
-                message, [], lambda: manager.get(bid), system_prompt or Prompter().instruction, params, allow=allow
-            ):
-                yield turn.reply
-        except (ValueError, KeyError, RuntimeError) as exc:  # too long, rate-limited, unknown or loading backbone
-            raise gr.Error(str(exc).strip("'\""), print_exception=False) from None
+        for turn in stream(message, bid, system_prompt, params, request, quick_only=False):
+            yield turn.reply
 
     def reply(message: str, backbone: str = "", system_prompt: str = "", request: gr.Request = None) -> str:
-        """The whole reply at once (crisis check first); unqueued, for quick backbones such as retrieval."""
-        *_, last = chat(message, backbone, system_prompt, request=request)
-        return last
+        """The whole reply at once (crisis check first). Unqueued, so retrieval backbones only: a model's
+        generation must wait in the bounded queue (`chat`)."""
+        bid = backbone or manager.preferred() or ""
+        *_, last = stream(message, bid, system_prompt, GenParams(), request, quick_only=True)
+        return last.reply
 
     def segment_text(text: str) -> dict:
         """Section spans and structure score of a response (the `python -m cbt segment` contract)."""

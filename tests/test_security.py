@@ -229,3 +229,14 @@ def test_secrets_are_never_logged_or_served(app: tuple[str, Path]) -> None:
     assert "Running on" in logged or "127.0.0.1" in logged  # the log was captured
     for secret in (SECRET_KEY, SECRET_HF, SECRET_PW):
         assert secret not in logged and not any(secret in page for page in pages)
+
+
+def test_unqueued_reply_serves_retrieval_only_and_caps_the_system_prompt(app: tuple[str, Path]) -> None:
+    def run(*data: object) -> httpx.Response:
+        return httpx.post(f"{app[0]}/gradio_api/run/reply", json={"data": list(data)}, timeout=30)
+
+    slow = run("最近总是失眠，怎么办", "endpoint", "")
+    assert slow.status_code >= 400 and "use the queued `chat` endpoint" in slow.text
+    assert "12356" in run("我想自杀", "endpoint", "").text  # the crisis reply still comes first
+    long_prompt = run("最近总是失眠，怎么办", "retrieval", "x" * 5000)
+    assert long_prompt.status_code >= 400 and "5000 characters" in long_prompt.text

@@ -9,7 +9,7 @@ import gradio as gr
 from cbt.backends.base import GenParams
 from cbt.backends.registry import BackendManager
 from cbt.chat import flatten_history, respond
-from cbt.limits import max_message_chars, request_keys, shared_limiter
+from cbt.limits import check_length, max_message_chars, request_keys, shared_limiter
 from cbt.prompter import Prompter
 from cbt.safety import crisis_reply
 from cbt.tabs.common import highlighted
@@ -48,12 +48,16 @@ def create_chat_tab(manager: BackendManager) -> None:
         latest = highlighted("Latest reply, by CBT section 最新回复（按 CBT 五部分着色）", elem_id="chat-highlight")
         info = gr.Markdown(elem_id="chat-info")
         with gr.Accordion("Settings 设置", open=False):
-            system = gr.Textbox(Prompter().instruction, label="System prompt (the paper's instruction)", lines=2)
+            system = gr.Textbox(
+                Prompter().instruction, label="System prompt (the paper's instruction)", lines=2,
+                max_length=2 * max_message_chars(),
+            )  # fmt: skip
             max_new = gr.Slider(32, 1024, value=512, step=32, label="max new tokens")
             temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="temperature")
             top_p = gr.Slider(0.1, 1.0, value=0.9, step=0.05, label="top p")
 
-        def backend_of(bid: str | None):
+        def backend_of(bid: str | None, sys_prompt: str):
+            check_length(sys_prompt or "", 2 * max_message_chars())  # the event is callable without the page
             if not bid:
                 raise RuntimeError("no backbone is ready yet")
             return manager.get(bid)
@@ -62,9 +66,11 @@ def create_chat_tab(manager: BackendManager) -> None:
             history = flatten_history(history)
             shown = [*history, {"role": "user", "content": text}]
             try:
-                params = GenParams(max_new_tokens=int(n_new), temperature=float(temp), top_p=float(p))
+                n_new = max(1, min(int(n_new), 1024))  # the slider's range, also for calls that skip the page
+                params = GenParams(max_new_tokens=n_new, temperature=float(temp), top_p=float(p))
                 allow = shared_limiter().guard(*request_keys(request))
-                for turn in respond(text, history, lambda: backend_of(bid), sys_prompt, params, allow=allow):
+                get = lambda: backend_of(bid, sys_prompt)  # noqa: E731 - called by respond after its checks
+                for turn in respond(text, history, get, sys_prompt, params, allow=allow):
                     reply = [*shown, {"role": "assistant", "content": turn.reply}]
                     crisis_md = gr.Markdown(turn.reply, visible=True) if turn.crisis else gr.Markdown(visible=False)
                     chips = " ".join(f"`{d}`" for d in turn.distortions) or "none"
