@@ -292,21 +292,20 @@ class AnnotationStore:
 
     def _save(self, task: Task, token: str, item_id: Any, values: dict[str, Any]) -> dict[str, Any]:
         given = {k: v for k, v in values.items() if v is not None}
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:  # checks first, so the write lock is held only for the upsert
             user = self._auth(tx, token).username
-            if not isinstance(item_id, str) or tx.execute(
+            known = isinstance(item_id, str) and tx.execute(
                 f"SELECT 1 FROM {task.items} WHERE item_id = ?", (item_id,)
-            ).scalar() is None:  # fmt: skip
-                raise AnnotationError(f"item_id: unknown {task.name} item {item_id!r}")
-            cols = ["rater", "item_id", *given, "updated"]
-            updates = ", ".join(f"{c} = excluded.{c}" for c in [*given, "updated"])
-            tx.execute(
-                f"INSERT INTO {task.rows} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-                f" ON CONFLICT (rater, item_id) DO UPDATE SET {updates}",
-                (user, item_id, *given.values(), time.time()),
-            )
+            ).scalar() is not None  # fmt: skip
+        if not known:
+            raise AnnotationError(f"item_id: unknown {task.name} item {item_id!r}")
+        cols = ["rater", "item_id", *given, "updated"]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in [*given, "updated"])
+        with self.db.transaction() as tx:
             row = tx.execute(
-                f"SELECT {', '.join(task.fields)} FROM {task.rows} WHERE rater = ? AND item_id = ?", (user, item_id)
+                f"INSERT INTO {task.rows} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                f" ON CONFLICT (rater, item_id) DO UPDATE SET {updates} RETURNING {', '.join(task.fields)}",
+                (user, item_id, *given.values(), time.time()),
             ).one()
         return {"item_id": item_id, **decode_row(task, row)}
 

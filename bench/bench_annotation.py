@@ -9,7 +9,8 @@ in and makes S saves (POST /gradio_api/run/save_rating {"data": [token, item_id,
 keep-alive connection per rater. Then the rows are counted in the database: zero errors and zero lost are
 required. The same saves are also timed straight on the store (no HTTP) for comparison.
 PostgreSQL runs in a throwaway server (tests/pg.py) with fsync on, so commits are durable like SQLite's.
-Prints a table and one JSON object (also written to --out).
+Prints a table and one JSON object (also written to --out), with the 1-minute load average before and after
+each run: on a shared machine, other processes' load moves the tail latencies more than anything measured here.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def run_clients(tokens: list[str], items: list[str], make_save, think_s: float) 
     threads = [
         threading.Thread(target=_rater_saves, args=(make_save(), t, items, lat, errors, think_s)) for t in tokens
     ]
-    t0 = time.perf_counter()
+    load_before, t0 = os.getloadavg()[0], time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
@@ -143,7 +144,8 @@ def run_clients(tokens: list[str], items: list[str], make_save, think_s: float) 
     return {"think_ms": round(think_s * 1000), "saves": len(ms), "errors": len(errors), "first_errors": errors[:3],
             "wall_s": round(wall, 2), "saves_per_s": round(len(ms) / wall, 1),
             "p50_ms": round(statistics.median(ms), 2), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2),
-            "max_ms": round(ms[-1], 2)}  # fmt: skip
+            "max_ms": round(ms[-1], 2),
+            "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)]}  # fmt: skip
 
 
 def count_saved(url: str, items: list[str]) -> int:
@@ -246,7 +248,7 @@ def _bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[st
 
 def print_table(results: dict[str, Any]) -> None:
     print(f"{'backend':<11} {'path':<6} {'mode':<9} {'think':>5} {'saves':>6} {'errors':>6} {'lost':>5} {'p50 ms':>7} "
-          f"{'p95 ms':>7} {'max ms':>7} {'saves/s':>8}")  # fmt: skip
+          f"{'p95 ms':>7} {'max ms':>7} {'saves/s':>8}  load avg")  # fmt: skip
     for backend, value in results.items():
         if not isinstance(value, dict):
             continue
@@ -254,7 +256,8 @@ def print_table(results: dict[str, Any]) -> None:
             for mode, r in modes.items():
                 print(
                     f"{backend:<11} {path:<6} {mode:<9} {r['think_ms']:>5} {r['saves']:>6} {r['errors']:>6} "
-                    f"{r['lost']:>5} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['max_ms']:>7} {r['saves_per_s']:>8}"
+                    f"{r['lost']:>5} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['max_ms']:>7} {r['saves_per_s']:>8}  "
+                    f"{r['load_avg_1min'][0]}->{r['load_avg_1min'][1]}"
                 )
 
 
