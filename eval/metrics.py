@@ -177,10 +177,16 @@ class Corpus:
         if "chrf" in metrics:
             self.chrf_stats()
         if kinds:
+            feats = None
             if pool is not None:
-                with pool:
-                    feats = [f for fut in futures for f in fut.result()]
-            else:
+                from concurrent.futures.process import BrokenProcessPool
+
+                try:
+                    with pool:
+                        feats = [f for fut in futures for f in fut.result()]
+                except BrokenProcessPool as exc:  # e.g. a main module that cannot be re-imported
+                    logging.getLogger(__name__).warning("process pool failed (%s); computing in-process", exc)
+            if feats is None:
                 feats = _pair_features(pairs, kinds)
             for k in kinds:
                 self._features[k] = [f[k] for f in feats]
