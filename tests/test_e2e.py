@@ -1,9 +1,9 @@
 """End to end: a fresh `python app.py` (as the README starts it) driven through every tab in Chromium.
 
 One page session walks the tabs in order: chat (a streamed, highlighted retrieval reply), a crisis message
-(hotlines, no model), compare (retrieval against a loopback OpenAI-compatible server), browse, and every other
-tab the app has (evaluation, rating, labelling, admin ... as they are added), each opened, checked for errors
-and screenshotted to tests/artifacts/<tab>.png for the README. JavaScript errors on the page fail the test.
+(hotlines, no model), compare (retrieval against a loopback OpenAI-compatible server), browse, rating,
+labelling and admin (a seeded annotation store), evaluation (a report made on the fly), and any later tab:
+each checked and screenshotted to tests/artifacts/<tab>.png for the README. JavaScript errors fail the test.
 Needs /usr/bin/chromium and fonts-wqy-microhei (CJK).
 """
 
@@ -66,12 +66,35 @@ def seed_store(tmp: Path) -> str:
     return url
 
 
+def make_report(tmp: Path) -> None:
+    """A small evaluation report (retrieval answers to 12 held-out sample questions) where the tab looks for it."""
+    import json
+
+    from cbt.backends.base import GenParams
+    from cbt.backends.retrieval import RetrievalBackend
+    from cbt.io import load_sample
+
+    recs = load_sample()
+    backend, preds = RetrievalBackend(recs[20:]), tmp / "pred.jsonl"
+    with open(preds, "w", encoding="utf-8") as fh:
+        for r in recs[:12]:
+            out = backend.generate([{"role": "user", "content": f"{r.question}\n{r.description}"}], GenParams())
+            fh.write(json.dumps({"id": r.id, "prediction": out, "backbone": "retrieval"}, ensure_ascii=False) + "\n")
+    refs = ROOT / "cbt" / "data" / "sample_cbtqa.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "cbt", "report", "--predictions", str(preds), "--references", str(refs),
+         "--out", str(tmp / "reports" / "e2e"), "--metrics", "bleu,chrf", "--n-boot", "0", "--allow-missing"],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def fresh_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
     tmp = tmp_path_factory.mktemp("e2e")
     (tmp / "backbones.yaml").write_text(BACKBONES, encoding="utf-8")
+    make_report(tmp)
     port = free_port()
     with FakeOpenAI(latency=0.02) as server:
         env = os.environ | {
@@ -234,8 +257,16 @@ def test_admin_tab_is_for_admins_only(page: object) -> None:
     shot(page, "admin")
 
 
+def test_evaluation_tab_shows_the_report(page: object) -> None:
+    needs_tab(page, "Evaluation 评估")
+    open_tab(page, "Evaluation 评估")
+    wait_text(page, "#eval-report", "Table 4")
+    assert "retrieval" in page.inner_text("#eval-table") and "BLEU" in page.inner_text("#eval-report")
+    shot(page, "evaluation")
+
+
 DONE = {"Chat 对话", "Compare 对比", "Browse data 浏览数据", "Rate answers 回答评分", "Label distortions 认知歪曲标注",
-        "Annotation admin 标注管理"}  # fmt: skip
+        "Annotation admin 标注管理", "Evaluation 评估"}  # fmt: skip
 
 
 def test_every_other_tab_opens_without_errors(page: object) -> None:
