@@ -26,7 +26,7 @@ from tests.test_browser import ARTIFACTS, CHROMIUM, free_port
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 RESPONSE = "听起来你很难过。你觉得大家在笑你，这是读心术。下次可以先问问同事。你已经做得很好了。"
-USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "dana": "dana-pw-4", "root": "root-pw-3"}
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "dana": "dana-pw-4", "erin": "erin-pw-5", "root": "root-pw-3"}
 TIMEOUT = 20_000
 
 
@@ -98,6 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     store.add_user("alice", USERS["alice"])
     store.add_user("bob", USERS["bob"])
     store.add_user("dana", USERS["dana"])
+    store.add_user("erin", USERS["erin"])
     store.add_user("root", USERS["root"], role="admin")
     store.import_rating_items(
         {"question_id": f"q{i}", "question": f"问题{i}：同事是不是在笑我？", "description": f"描述{i}",
@@ -194,8 +195,8 @@ def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: t
         assert "alice的私人备注" not in bob.content()
         if bob.input_value("#rate-question textarea") == first_q:
             pick(bob, "relevance", 1)
-    rows = {(r["rater"], r["question_id"]): r for r in store.rating_rows()}
-    assert len(rows) == 3 and {r for r, _ in rows} == {"alice", "bob"}
+    rows = {(r["rater"], r["question_id"]): r for r in store.rating_rows() if r["rater"] in ("alice", "bob")}
+    assert len(rows) == 3 and {r for r, _ in rows} == {"alice", "bob"}  # alice: 2 items, bob: 1
     alice_first = next(r for (who, _), r in rows.items() if who == "alice" and r["helpfulness"] is not None)
     assert (alice_first["relevance"], alice_first["structure"], alice_first["comment"]) == (2, 1, "alice的私人备注")
     alice_ctx.close()
@@ -235,6 +236,9 @@ def test_labelling_hides_the_answer_keeps_none_exclusive_and_resumes(
 @pytest.mark.browser
 def test_admin_sees_progress_and_downloads_the_export(browser: object, served: tuple[str, object]) -> None:
     url, store = served
+    erin = store.login("erin", USERS["erin"]).token  # rows of her own, so this test stands alone
+    store.save_rating(erin, store.rating_next(erin)["item_id"], relevance=2, structure=2, helpfulness=1)
+    store.save_label(erin, store.label_next(erin)["item_id"], distortions=["labeling"], confidence=2)
     ctx = browser.new_context(accept_downloads=True)
     rater = log_in(ctx, url, "Annotation admin 标注管理", "admin", "alice")
     wait_text(rater, "#admin-denied", "admin")
@@ -244,14 +248,14 @@ def test_admin_sees_progress_and_downloads_the_export(browser: object, served: t
     rater.fill("#admin-username textarea", "root")
     rater.fill("#admin-password input", USERS["root"])
     rater.click("#admin-login-btn")
-    wait_text(rater, "#admin-progress", "alice")
+    wait_text(rater, "#admin-progress", "erin")
     rater.click("#admin-export-ratings")
     wait_text(rater, "#admin-note", "ratings rows")
     with rater.expect_download(timeout=TIMEOUT) as info:
         rater.locator("#admin-download a").first.click()
     rows = [json.loads(line) for line in Path(info.value.path()).read_text(encoding="utf-8").splitlines()]
     assert rows == store.export_ratings(store.login("root", USERS["root"]).token)
-    assert {r["rater"] for r in rows} >= {"alice"} and all(r["backbone"] == "secret-backbone-x" for r in rows)
+    assert {r["rater"] for r in rows} >= {"erin"} and all(r["backbone"] == "secret-backbone-x" for r in rows)
     shot(rater, "admin")
     rater.locator("#admin-format").get_by_label("csv").check()
     rater.click("#admin-export-labels")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -37,44 +38,47 @@ def create_admin_tab(store: AnnotationStore, token: gr.BrowserState | None = Non
             note = gr.Markdown(elem_id="admin-note")
 
     page = [login.box, denied, work, login.who, login.logout, progress, agreement]
+    refresh.click(partial(show, store), [token], page, queue=False)
+    export_ratings.click(partial(export, store, "ratings"), [token, fmt], [download, note], queue=False)
+    export_labels.click(partial(export, store, "labels"), [token, fmt], [download, note], queue=False)
+    backup.click(partial(do_backup, store), [token], [download, note], queue=False)
+    token.change(partial(show, store), [token], page, queue=False)
+    on_page_load(partial(show, store), [token], page)
 
-    def show(tok: str | None) -> tuple:
-        """Login box, "admins only" or the admin view; the data is read only for an admin session."""
-        session = current_session(store, tok)
-        admin = session is not None and session.role == "admin"
-        table, stats = None, ""
-        if admin:
-            headers, rows = ui.table(store.admin_progress(tok))
-            table = gr.update(value=rows, headers=headers)
-            try:
-                stats = "#### Agreement 一致性\n" + ui.agreement_markdown(store.agreement(tok))
-            except (AnnotationError, ValueError, ImportError) as exc:
-                stats = f"Agreement not available 暂无一致性统计: {exc}"
-        shown = session is not None
-        return (gr.update(visible=not shown), gr.update(visible=shown and not admin), gr.update(visible=admin),
-                who_text(session), gr.update(visible=shown), table, stats)  # fmt: skip
 
-    def export(tok: str | None, kind: str, form: str) -> tuple:
+def show(store: AnnotationStore, tok: str | None) -> tuple:
+    """Login box, "admins only" or the admin view; the data is read only for an admin session."""
+    session = current_session(store, tok)
+    admin = session is not None and session.role == "admin"
+    table, stats = None, ""
+    if admin:
+        headers, rows = ui.table(store.admin_progress(tok))
+        table = gr.update(value=rows, headers=headers)
         try:
-            rows = store.export_ratings(tok) if kind == "ratings" else store.export_labels(tok)
-        except AnnotationError as exc:
-            return None, ui.error_text(exc)
-        path = ui.export_file(rows, kind, form, tempfile.mkdtemp(prefix="cbt-export-"))
-        return str(path), f"{len(rows)} {kind} rows → {path.name}"
+            stats = "#### Agreement 一致性\n" + ui.agreement_markdown(store.agreement(tok))
+        except (AnnotationError, ValueError, ImportError) as exc:
+            stats = f"Agreement not available 暂无一致性统计: {exc}"
+    shown = session is not None
+    return (gr.update(visible=not shown), gr.update(visible=shown and not admin), gr.update(visible=admin),
+            who_text(session), gr.update(visible=shown), table, stats)  # fmt: skip
 
-    def do_backup(tok: str | None) -> tuple:
-        try:
-            store.admin_progress(tok)  # the role check
-            path = store.backup(
-                Path(tempfile.mkdtemp(prefix="cbt-backup-")) / f"annotation-{time.strftime('%Y%m%d-%H%M%S')}.sqlite3"
-            )
-        except AnnotationError as exc:
-            return None, ui.error_text(exc)
-        return str(path), f"Backup written 备份完成: {path.name} ({path.stat().st_size} bytes)"
 
-    refresh.click(show, [token], page, queue=False)
-    export_ratings.click(lambda t, f: export(t, "ratings", f), [token, fmt], [download, note], queue=False)
-    export_labels.click(lambda t, f: export(t, "labels", f), [token, fmt], [download, note], queue=False)
-    backup.click(do_backup, [token], [download, note], queue=False)
-    token.change(show, [token], page, queue=False)
-    on_page_load(show, [token], page)
+def export(store: AnnotationStore, kind: str, tok: str | None, form: str) -> tuple:
+    """Ratings or labels as a JSONL / CSV download (the store refuses a non-admin token)."""
+    try:
+        rows = store.export_ratings(tok) if kind == "ratings" else store.export_labels(tok)
+    except AnnotationError as exc:
+        return None, ui.error_text(exc)
+    path = ui.export_file(rows, kind, form, tempfile.mkdtemp(prefix="cbt-export-"))
+    return str(path), f"{len(rows)} {kind} rows → {path.name}"
+
+
+def do_backup(store: AnnotationStore, tok: str | None) -> tuple:
+    """A consistent copy of the SQLite store (online backup API) as a download; PostgreSQL says to use pg_dump."""
+    try:
+        store.admin_progress(tok)  # the role check
+        folder = Path(tempfile.mkdtemp(prefix="cbt-backup-"))
+        path = store.backup(folder / f"annotation-{time.strftime('%Y%m%d-%H%M%S')}.sqlite3")
+    except AnnotationError as exc:
+        return None, ui.error_text(exc)
+    return str(path), f"Backup written 备份完成: {path.name} ({path.stat().st_size} bytes)"

@@ -1,4 +1,5 @@
-"""The login box the annotation tabs share: one session token per browser, kept in localStorage.
+"""What the annotation tabs share: the login box (one session token per browser, kept in localStorage) and the
+callbacks of a task page (navigation in the rater's order, one save per change).
 
 The token lives in one gr.BrowserState per app (encrypted with a per-start secret), so a reload keeps the login
 while the app runs; after an app restart the rater logs in again and resumes at their first unfinished item.
@@ -7,12 +8,15 @@ while the app runs; after an app restart the rater logs in again and resumes at 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 from gradio.context import Context
 
-from annotation.store import AnnotationStore, AuthError, Session
+from annotation import ui
+from annotation.store import AnnotationError, AnnotationStore, AuthError, Session
 
 STORAGE_KEY = "cbt-annotation-session"
 ADD_RATERS = (
@@ -102,3 +106,63 @@ def on_page_load(fn, inputs: list, outputs: list) -> None:
     root = Context.root_block
     if root is not None:
         root.load(fn, inputs, outputs, queue=False)
+
+
+class TaskPage:
+    """Callbacks shared by the rating and labelling pages. Every callback returns the page's outputs: the login box,
+    the work column, the who-am-I line and the log-out button, then the subclass's item part (`item_outputs`).
+    `option` is a page setting passed through (the rating page's "highlight sections")."""
+
+    task = ""  # the store's method prefix: "rating" or "label"
+    n_item = 0  # how many outputs item_outputs returns
+
+    def __init__(self, store: AnnotationStore) -> None:
+        self.store = store
+
+    def call(self, what: str, *args: Any) -> Any:
+        return getattr(self.store, f"{self.task}_{what}")(*args)
+
+    def item_outputs(self, tok: str, view: ui.ItemView | None, option: Any, note: str) -> tuple:
+        raise NotImplementedError
+
+    def render(self, tok: str | None, item: dict | None, option: Any = None, note: str = "") -> tuple:
+        session = current_session(self.store, tok)
+        if session is None:
+            return gr.update(visible=True), gr.update(visible=False), "", gr.update(visible=False), \
+                *[gr.update()] * self.n_item  # fmt: skip
+        head = gr.update(visible=False), gr.update(visible=True), who_text(session), gr.update(visible=True)
+        return *head, *self.item_outputs(tok, ui.item_view(item, bool(option)), option, note)
+
+    def go(self, tok: str | None, current: str | None, option: Any = None, step: int = 0, note: str = "") -> tuple:
+        """Open the item `step` places from `current` (0: reopen it; no current item: the first unfinished)."""
+        if current_session(self.store, tok) is None:
+            return self.render(tok, None, option)
+        target = ui.neighbour(self.call("list", tok), current, step) if step else current
+        if target is None and step:
+            target, note = current, ui.edge_text(step)
+        return self.render(tok, self.call("get", tok, target) if target else self.call("next", tok), option, note)
+
+    def save(self, tok: str | None, current: str | None, fields: dict[str, Any]) -> tuple[bool, str]:
+        """Save only the changed field(s); the note says "saved" only once the store has committed."""
+        if not current:
+            return False, "✗ no item open 未打开条目"
+        try:
+            getattr(self.store, "save_rating" if self.task == "rating" else "save_label")(tok, current, **fields)
+        except AnnotationError as exc:  # AuthError included: expired session
+            gr.Warning(str(exc))
+            return False, ui.error_text(exc)
+        return True, ui.saved_text(fields)
+
+    def saver(self, field: str) -> Callable[..., tuple]:
+        """The handler of one input: (status note, progress)."""
+
+        def on_input(tok: str | None, current: str | None, value: Any) -> tuple:
+            ok, note = self.save(tok, current, {field: value})
+            return note, ui.progress_text(self.call("progress", tok)) if ok else gr.update()
+
+        return on_input
+
+    def skip(self, tok: str | None, current: str | None, option: Any = None) -> tuple:
+        """Mark the item skipped and open the next unfinished one."""
+        ok, note = self.save(tok, current, {"skipped": True})
+        return self.render(tok, self.call("next", tok), option, note) if ok else self.go(tok, current, option, 0, note)

@@ -6,113 +6,88 @@ the tab opens at the rater's first unfinished item.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from annotation import ui
-from annotation.store import AnnotationError, AnnotationStore
-from annotation.tabs.login import create_login, current_session, on_page_load, shared_token, who_text
+from annotation.store import AnnotationStore
+from annotation.tabs.login import TaskPage, create_login, on_page_load, shared_token
 from cbt.tabs.common import highlighted
+
+
+class RatingPage(TaskPage):
+    task = "rating"
+
+    def __init__(self, store: AnnotationStore, token: gr.BrowserState) -> None:
+        super().__init__(store)
+        self.token = token
+        with gr.Tab("Rate answers 回答评分", id="rate"):
+            self.login = create_login(store, token, "rate")
+            with gr.Column(visible=False, elem_id="rate-work") as self.work:
+                self.layout()
+            self.item_id = gr.State(None)
+        self.item = [self.heading, self.progress, self.question, self.description, self.response, self.pieces,
+                     *self.scores.values(), self.comment, self.flag, self.item_id, self.status]  # fmt: skip
+        self.n_item = len(self.item)
+
+    def layout(self) -> None:
+        with gr.Accordion("Guidelines 评分指南 (paper, Appendix A)", open=False):
+            gr.Markdown(ui.rating_guidelines_markdown(), elem_id="rate-guidelines")
+        with gr.Row():
+            self.heading = gr.Markdown(elem_id="rate-heading")
+            self.progress = gr.Markdown(elem_id="rate-progress")
+        self.question = gr.Textbox(label="Question 问题", interactive=False, elem_id="rate-question")
+        self.description = gr.Textbox(label="Description 描述", interactive=False, lines=3, elem_id="rate-description")
+        self.response = gr.Textbox(label="Answer 回答", interactive=False, lines=10, elem_id="rate-response")
+        self.pieces = highlighted("Answer by CBT section 回答（按五部分着色）", elem_id="rate-highlight")
+        self.scores = {
+            m: gr.Radio(ui.score_choices(m), label=ui.metric_label(m), info=ui.metric(m)["description"]["en"],
+                        elem_id=f"rate-{m}")
+            for m in ui.METRICS
+        }  # fmt: skip
+        self.comment = gr.Textbox(label="Comment 备注 (optional, saved when you leave the box 离开输入框即保存)",
+                                  lines=2, max_length=2000, elem_id="rate-comment")  # fmt: skip
+        self.flag = gr.Checkbox(label="Flag 标记 (harmful or needs follow-up)", elem_id="rate-flag")
+        with gr.Row():
+            self.prev = gr.Button("← Prev 上一条", elem_id="rate-prev")
+            self.skip_btn = gr.Button("Skip 跳过", elem_id="rate-skip")
+            self.next = gr.Button("Next 下一条 →", variant="primary", elem_id="rate-next")
+        self.status = gr.Markdown(elem_id="rate-status")
+        with gr.Accordion("Settings 设置", open=False):
+            self.show_sections = gr.Checkbox(
+                False, label="Highlight the five CBT sections (may bias the structure score) 高亮五部分",
+                elem_id="rate-show-sections",
+            )  # fmt: skip
+
+    def item_outputs(self, tok: str, view: ui.ItemView | None, option: Any, note: str) -> tuple:
+        done = ui.progress_text(self.call("progress", tok))
+        if view is None:
+            return ("### All done 全部完成 — thank you 谢谢", done, "", "", "", gr.update(visible=False),
+                    *[None] * len(self.scores), "", False, None, note)  # fmt: skip
+        s = view.saved
+        marks = " · skipped 已跳过" * bool(s.get("skipped")) + " · flagged 已标记" * bool(s.get("flag"))
+        pieces = gr.update(value=view.pieces, visible=view.pieces is not None)
+        scores = [s.get(m) for m in self.scores]
+        return (f"### {view.heading}{marks}", done, view.question, view.description, view.response, pieces, *scores,
+                s.get("comment") or "", bool(s.get("flag")), view.item_id, note)  # fmt: skip
+
+    def wire(self) -> None:
+        page = [self.login.box, self.work, self.login.who, self.login.logout, *self.item]
+        ask = [self.token, self.item_id, self.show_sections]
+        for m, radio in self.scores.items():
+            radio.input(self.saver(m), [self.token, self.item_id, radio], [self.status, self.progress], queue=False)
+        for box, event, field in ((self.comment, "blur", "comment"), (self.flag, "input", "flag")):
+            getattr(box, event)(self.saver(field), [self.token, self.item_id, box], [self.status, self.progress],
+                                queue=False)  # fmt: skip
+        self.skip_btn.click(self.skip, ask, page, queue=False)
+        self.prev.click(lambda t, i, h: self.go(t, i, h, -1), ask, page, queue=False)
+        self.next.click(lambda t, i, h: self.go(t, i, h, 1), ask, page, queue=False)
+        self.show_sections.input(lambda t, i, h: self.go(t, i, h, 0), ask, page, queue=False)
+        self.token.change(lambda t, h: self.go(t, None, h), [self.token, self.show_sections], page, queue=False)
+        on_page_load(lambda t, h: self.go(t, None, h), [self.token, self.show_sections], page)
 
 
 def create_rating_tab(store: AnnotationStore, token: gr.BrowserState | None = None) -> None:
     """The tab; `token` is the shared login state (made once per app when not given)."""
-    token = token or shared_token()
-    with gr.Tab("Rate answers 回答评分", id="rate"):
-        login = create_login(store, token, "rate")
-        with gr.Column(visible=False, elem_id="rate-work") as work:
-            with gr.Accordion("Guidelines 评分指南 (paper, Appendix A)", open=False):
-                gr.Markdown(ui.rating_guidelines_markdown(), elem_id="rate-guidelines")
-            with gr.Row():
-                heading = gr.Markdown(elem_id="rate-heading")
-                progress = gr.Markdown(elem_id="rate-progress")
-            question = gr.Textbox(label="Question 问题", interactive=False, elem_id="rate-question")
-            description = gr.Textbox(label="Description 描述", interactive=False, lines=3, elem_id="rate-description")
-            response = gr.Textbox(label="Answer 回答", interactive=False, lines=10, elem_id="rate-response")
-            pieces = highlighted("Answer by CBT section 回答（按五部分着色）", elem_id="rate-highlight")
-            scores = {
-                m: gr.Radio(ui.score_choices(m), label=ui.metric_label(m), info=ui.metric(m)["description"]["en"],
-                            elem_id=f"rate-{m}")
-                for m in ui.METRICS
-            }  # fmt: skip
-            comment = gr.Textbox(label="Comment 备注 (optional, saved when you leave the box)", lines=2,
-                                 max_length=2000, elem_id="rate-comment")  # fmt: skip
-            flag = gr.Checkbox(label="Flag 标记 (harmful or needs follow-up)", elem_id="rate-flag")
-            with gr.Row():
-                prev = gr.Button("← Prev 上一条", elem_id="rate-prev")
-                skip = gr.Button("Skip 跳过", elem_id="rate-skip")
-                nxt = gr.Button("Next 下一条 →", variant="primary", elem_id="rate-next")
-            status = gr.Markdown(elem_id="rate-status")
-            with gr.Accordion("Settings 设置", open=False):
-                show_sections = gr.Checkbox(
-                    False, label="Highlight the five CBT sections (may bias the structure score) 高亮五部分",
-                    elem_id="rate-show-sections",
-                )  # fmt: skip
-        item_id = gr.State(None)
-
-    page = [login.box, work, login.who, login.logout, heading, progress, question, description, response, pieces,
-            *scores.values(), comment, flag, item_id, status]  # fmt: skip
-
-    def render(tok: str | None, item: dict | None, highlight: bool, note: str = "") -> tuple:
-        session = current_session(store, tok)
-        if session is None:
-            return (gr.update(visible=True), gr.update(visible=False), "", gr.update(visible=False),
-                    *[gr.update()] * (len(page) - 4))  # fmt: skip
-        view = ui.item_view(item, bool(highlight))
-        done = ui.progress_text(store.rating_progress(tok))
-        head = [gr.update(visible=False), gr.update(visible=True), who_text(session), gr.update(visible=True)]
-        if view is None:
-            return (*head, "### All done 全部完成 — thank you 谢谢", done, "", "", "", gr.update(visible=False),
-                    *[None] * len(scores), "", False, None, note)  # fmt: skip
-        s = view.saved
-        pieces_update = gr.update(value=view.pieces, visible=view.pieces is not None)
-        flags = "".join(
-            [" · skipped 已跳过" if s.get("skipped") else "", " · flagged 已标记" if s.get("flag") else ""]
-        )
-        return (*head, f"### {view.heading}{flags}", done, view.question, view.description, view.response,
-                pieces_update, *[s.get(m) for m in scores], s.get("comment") or "", bool(s.get("flag")),
-                view.item_id, note)  # fmt: skip
-
-    def resume(tok: str | None, highlight: bool) -> tuple:
-        session = current_session(store, tok)
-        return render(tok, store.rating_next(tok) if session else None, highlight)
-
-    def go(tok: str | None, current: str | None, highlight: bool, step: int, note: str = "") -> tuple:
-        if current_session(store, tok) is None:
-            return render(tok, None, highlight)
-        target = ui.neighbour(store.rating_list(tok), current, step) if step else current
-        if target is None and step:
-            target, note = current, ui.edge_text(step)
-        return render(tok, store.rating_get(tok, target) if target else store.rating_next(tok), highlight, note)
-
-    def save(tok: str | None, current: str | None, fields: dict) -> tuple[bool, str]:
-        """Save only the changed field(s); the note says "saved" only once the store has committed."""
-        if not current:
-            return False, "✗ no item open"
-        try:
-            store.save_rating(tok, current, **fields)
-        except AnnotationError as exc:  # AuthError included: expired session, not yours
-            gr.Warning(str(exc))
-            return False, ui.error_text(exc)
-        return True, ui.saved_text(fields)
-
-    def saver(field: str):
-        def on_input(tok: str | None, current: str | None, value) -> tuple:
-            ok, note = save(tok, current, {field: value})
-            return note, ui.progress_text(store.rating_progress(tok)) if ok else gr.update()
-
-        return on_input
-
-    def skip_item(tok: str | None, current: str | None, highlight: bool) -> tuple:
-        ok, note = save(tok, current, {"skipped": True})
-        return render(tok, store.rating_next(tok), highlight, note) if ok else go(tok, current, highlight, 0, note)
-
-    for m, radio in scores.items():
-        radio.input(saver(m), [token, item_id, radio], [status, progress], queue=False)
-    comment.blur(saver("comment"), [token, item_id, comment], [status, progress], queue=False)
-    flag.input(saver("flag"), [token, item_id, flag], [status, progress], queue=False)
-    skip.click(skip_item, [token, item_id, show_sections], page, queue=False)
-    prev.click(lambda t, i, h: go(t, i, h, -1), [token, item_id, show_sections], page, queue=False)
-    nxt.click(lambda t, i, h: go(t, i, h, 1), [token, item_id, show_sections], page, queue=False)
-    show_sections.input(lambda t, i, h: go(t, i, h, 0), [token, item_id, show_sections], page, queue=False)
-    token.change(resume, [token, show_sections], page, queue=False)
-    on_page_load(resume, [token, show_sections], page)
+    RatingPage(store, token or shared_token()).wire()
