@@ -176,16 +176,20 @@ class GenerationLimiter:
 def request_keys(request: object | None) -> tuple[str, str]:
     """(session, client) keys from a gradio Request (duck-typed: cbt/ does not import gradio).
 
-    The client is the peer address. Behind a reverse proxy (a Hugging Face Space) set CBT_TRUST_PROXY=1 to use
-    the first X-Forwarded-For address instead; without a proxy that header is the caller's to forge.
+    The client is the peer address. Behind N trusted reverse proxies (a Hugging Face Space: 1) set
+    CBT_TRUST_PROXY=N to use the N-th address from the right of X-Forwarded-For instead: proxies append the
+    address they saw, so the entries to the left of theirs are the caller's to forge.
     """
     if request is None:
         return "local", "local"
     client = getattr(getattr(request, "client", None), "host", None) or "unknown"
-    if os.environ.get("CBT_TRUST_PROXY") == "1":
+    hops = int(os.environ.get("CBT_TRUST_PROXY") or 0)
+    if hops > 0:
         headers = getattr(request, "headers", None) or {}
         forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
-        client = forwarded.split(",")[0].strip() or client
+        chain = [a.strip() for a in forwarded.split(",") if a.strip()]
+        if chain:
+            client = chain[-hops] if len(chain) >= hops else chain[0]
     session = getattr(request, "session_hash", None) or f"client:{client}"  # plain HTTP calls carry no session
     return str(session), str(client)
 

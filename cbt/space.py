@@ -9,6 +9,9 @@ pin. Files: what git tracks or would track (never what .gitignore hides), minus 
 artifacts, data, outputs, caches, databases, secrets), and under models/ only adapters and small summaries.
 The token comes from HF_TOKEN and is never printed; --secret copies an environment variable's value into the
 Space's secrets without printing it. HF_ENDPOINT selects another Hub (the tests use a loopback one).
+No .gitattributes is shipped or kept in the repository: the Hub starts a Space with its own LFS rules and stores
+binary files (the adapter, images) through LFS/Xet on upload, while LFS rules here would turn the adapter into
+an LFS pointer in this git repository wherever git-lfs is installed.
 """
 
 from __future__ import annotations

@@ -119,6 +119,8 @@ def test_request_keys_session_client_and_proxy(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("CBT_TRUST_PROXY", raising=False)
     assert request_keys(req) == ("abc", "10.0.0.5")  # a forged header is ignored without a proxy
     monkeypatch.setenv("CBT_TRUST_PROXY", "1")
+    assert request_keys(req) == ("abc", "10.0.0.1")  # the address the one trusted proxy appended
+    monkeypatch.setenv("CBT_TRUST_PROXY", "2")
     assert request_keys(req) == ("abc", "1.2.3.4")
     plain = SimpleNamespace(session_hash=None, client=SimpleNamespace(host="10.0.0.7"), headers={})
     assert request_keys(plain) == ("client:10.0.0.7", "10.0.0.7")
