@@ -11,7 +11,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,8 +290,8 @@ class AnnotationStore:
         statuses = [r["status"] for r in self._list(task, token)]
         return {"done": statuses.count("done"), "skipped": statuses.count("skipped"), "total": len(statuses)}
 
-    def _save(self, task: Task, token: str, item_id: Any, values: dict[str, Any]) -> dict[str, Any]:
-        given = {k: v for k, v in values.items() if v is not None}
+    def _save(self, task: Task, token: str, item_id: Any, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Login first (a caller without one learns nothing about the input), then the item, then the values."""
         with self.db.transaction(write=False) as tx:  # checks first, so the write lock is held only for the upsert
             user = self._auth(tx, token).username
             known = isinstance(item_id, str) and tx.execute(
@@ -299,6 +299,7 @@ class AnnotationStore:
             ).scalar() is not None  # fmt: skip
         if not known:
             raise AnnotationError(f"item_id: unknown {task.name} item {item_id!r}")
+        given = {k: v for k, v in check().items() if v is not None}
         cols = ["rater", "item_id", *given, "updated"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in [*given, "updated"])
         with self.db.transaction() as tx:
@@ -336,13 +337,17 @@ class AnnotationStore:
         skipped: bool | None = None,
     ) -> dict[str, Any]:
         """Upsert the rater's row for one item; None leaves a field as it was. Durable when it returns."""
-        values: dict[str, Any] = {}
-        for name, value in (("relevance", relevance), ("structure", structure), ("helpfulness", helpfulness)):
-            values[name] = None if value is None else check_score(name, value, (0, 1, 2))
-        values["comment"] = None if comment is None else check_text("comment", comment, MAX_COMMENT)
-        values["flag"] = None if flag is None else check_flag("flag", flag)
-        values["skipped"] = None if skipped is None else check_flag("skipped", skipped)
-        return self._save(RATING, token, item_id, values)
+
+        def check() -> dict[str, Any]:
+            values: dict[str, Any] = {}
+            for name, value in (("relevance", relevance), ("structure", structure), ("helpfulness", helpfulness)):
+                values[name] = None if value is None else check_score(name, value, (0, 1, 2))
+            values["comment"] = None if comment is None else check_text("comment", comment, MAX_COMMENT)
+            values["flag"] = None if flag is None else check_flag("flag", flag)
+            values["skipped"] = None if skipped is None else check_flag("skipped", skipped)
+            return values
+
+        return self._save(RATING, token, item_id, check)
 
     # ------------------------------------------------------------ distortion labelling (Table 3)
 
@@ -369,13 +374,18 @@ class AnnotationStore:
         skipped: bool | None = None,
     ) -> dict[str, Any]:
         """Upsert the rater's label for one item; distortions are taxonomy ids or ['none']."""
-        values = {
-            "distortions": None if distortions is None else check_distortions(distortions),
-            "key_thought": None if key_thought is None else check_text("key_thought", key_thought, MAX_KEY_THOUGHT),
-            "confidence": None if confidence is None else check_score("confidence", confidence, (1, 2, 3)),
-            "skipped": None if skipped is None else check_flag("skipped", skipped),
-        }
-        return self._save(LABEL, token, item_id, values)
+
+        def check() -> dict[str, Any]:
+            return {
+                "distortions": None if distortions is None else check_distortions(distortions),
+                "key_thought": None
+                if key_thought is None
+                else check_text("key_thought", key_thought, MAX_KEY_THOUGHT),
+                "confidence": None if confidence is None else check_score("confidence", confidence, (1, 2, 3)),
+                "skipped": None if skipped is None else check_flag("skipped", skipped),
+            }
+
+        return self._save(LABEL, token, item_id, check)
 
     # ------------------------------------------------------------ admin
 

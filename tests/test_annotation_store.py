@@ -67,6 +67,8 @@ def test_login_logout_and_tokens_are_stored_hashed(store: AnnotationStore) -> No
     store.logout(session.token)
     with pytest.raises(AuthError, match="not logged in"):
         store.rating_next(session.token)
+    with pytest.raises(AuthError, match="not logged in"):  # the login is checked before the input
+        store.save_rating(session.token, "no-such-item", relevance=9)
 
 
 def test_wrong_password_and_unknown_user_read_the_same(store: AnnotationStore) -> None:
