@@ -4,8 +4,8 @@ BLEU (tokenize="zh") and chrF are sacrebleu's, computed from sufficient statisti
 for the whole corpus at once; METEOR is nltk's on jieba tokens with no synonym source; the CBT structure
 score is the segmenter's; distortion coverage uses the distortion extractor. Model-based metrics (BERTScore,
 BLEURT) live in eval/model_metrics.py and need a local checkpoint: without one they report "skipped".
-A `Corpus` tokenises each text once and shares the result across metrics; large corpora spread the
-jieba / METEOR / segmenter work over a process pool while the n-gram statistics are counted.
+A `Corpus` (eval/corpus.py) tokenises each text once and shares the result across metrics; large corpora
+spread the jieba / METEOR / segmenter work over a process pool while the n-gram statistics are counted.
 
 >>> round(bleu(["我能理解你的难过"], ["我能理解你的难过"])["score"], 1)
 100.0
@@ -15,16 +15,13 @@ jieba / METEOR / segmenter work over a process pool while the n-gram statistics 
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 from collections.abc import Callable, Sequence
-from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
 
 from eval import ngram
+from eval.corpus import Corpus, jieba_tokens
 from eval.stats import bootstrap_samples, mean_of_defined, percentile_ci, ratio_statistic, weight_blocks
 
 TEXT_METRICS = ("bleu", "chrf", "meteor", "structure", "distortion_coverage")
@@ -41,155 +38,11 @@ COVERAGE_NOTE = (
     "names| (cbt.distortions.extract_distortions); undefined (null) where the reference names none; "
     "score = mean over defined items, micro = summed overlaps / summed reference distortions"
 )
-PARALLEL_MIN = 300  # pairs: below this a process pool costs more than it saves
-_FEATURES = {"meteor": ("meteor",), "structure": ("structure",), "distortion_coverage": ("distortions",)}
 Statistic = Callable[[np.ndarray], np.ndarray]
-
-
-def _check(hyps: Sequence[str], refs: Sequence[str]) -> None:
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} predictions but {len(refs)} references")
-    if not hyps:
-        raise ValueError("nothing to score")
-    for name, texts in (("prediction", hyps), ("reference", refs)):
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"{name} {i}: expected a string, got {type(t).__name__}")
-
-
-# ---------------------------------------------------------------- per-text work (runs in worker processes)
-
-
-def _init_jieba() -> None:
-    import jieba
-
-    if not jieba.dt.initialized:
-        jieba.setLogLevel(logging.WARNING)
-        jieba.initialize()
-
-
-def jieba_tokens(text: str) -> list[str]:
-    """jieba words of `text`, whitespace tokens dropped (jieba keeps spaces as tokens).
-
-    >>> jieba_tokens("我 很 难过")
-    ['我', '很', '难过']
-    """
-    import jieba
-
-    _init_jieba()
-    return [t for t in jieba.lcut(text) if not t.isspace()]
-
-
-@cache
-def _stemmer() -> Any:
-    """nltk's Porter stemmer with a memo (the same stems; a corpus repeats its words)."""
-    from nltk.stem.porter import PorterStemmer
-
-    class _CachedPorter(PorterStemmer):
-        @lru_cache(maxsize=1 << 16)  # noqa: B019 - one stemmer per process, never freed anyway
-        def stem(self, word: str, to_lowercase: bool = True) -> str:
-            return super().stem(word, to_lowercase)
-
-    return _CachedPorter()
-
-
-class _NoSynonyms:
-    """A WordNet stand-in with no synsets: METEOR then matches exact words and stems only."""
-
-    def synsets(self, word: str) -> list:
-        return []
-
-
-def _pair_features(pairs: Sequence[tuple[str, str]], kinds: Sequence[str]) -> list[dict]:
-    """The expensive per-pair features: METEOR (jieba once per text), structure, named distortions."""
-    out: list[dict] = [{} for _ in pairs]
-    if "meteor" in kinds:
-        from nltk.translate.meteor_score import single_meteor_score
-
-        wn = _NoSynonyms()
-        for f, (h, r) in zip(out, pairs, strict=True):
-            score = single_meteor_score(jieba_tokens(r), jieba_tokens(h), stemmer=_stemmer(), wordnet=wn)
-            f["meteor"] = 100.0 * score
-    if "structure" in kinds:
-        from cbt.sections import SECTION_IDS, segment
-
-        for f, (h, _) in zip(out, pairs, strict=True):
-            seg = segment(h)
-            f["structure"] = (seg.structure_score, len(seg.sections_present) == len(SECTION_IDS))
-    if "distortions" in kinds:
-        from cbt.distortions import extract_distortions
-
-        for f, (h, r) in zip(out, pairs, strict=True):
-            f["distortions"] = (extract_distortions(h), extract_distortions(r))
-    return out
-
-
-def _pool_context():
-    """fork is cheapest, but unsafe once other threads run (the app, a tokenizer): then forkserver."""
-    import multiprocessing as mp
-
-    return mp.get_context("fork" if threading.active_count() == 1 else "forkserver")
-
-
-class Corpus:
-    """Predictions and references with every tokenisation done once and shared by all metrics."""
-
-    def __init__(self, hyps: Sequence[str], refs: Sequence[str], workers: int | None = None) -> None:
-        _check(hyps, refs)
-        self.hyps, self.refs = list(hyps), list(refs)
-        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-        self._stats: dict[str, np.ndarray] = {}
-        self._features: dict[str, list] = {}
-
-    def __len__(self) -> int:
-        return len(self.hyps)
-
-    def bleu_stats(self) -> np.ndarray:
-        if "bleu" not in self._stats:
-            self._stats["bleu"] = ngram.bleu_stats(self.hyps, self.refs)
-        return self._stats["bleu"]
-
-    def chrf_stats(self) -> np.ndarray:
-        if "chrf" not in self._stats:
-            self._stats["chrf"] = ngram.chrf_stats(self.hyps, self.refs)
-        return self._stats["chrf"]
-
-    def feature(self, kind: str) -> list:
-        if kind not in self._features:
-            self.prepare([m for m, kinds in _FEATURES.items() if kind in kinds])
-        return self._features[kind]
-
-    def prepare(self, metrics: Sequence[str]) -> None:
-        """Compute what `metrics` need; pool work for features overlaps the n-gram counting here."""
-        kinds = sorted({k for m in metrics for k in _FEATURES.get(m, ())} - self._features.keys())
-        pairs = list(zip(self.hyps, self.refs, strict=True))
-        pool = None
-        if kinds and self.workers > 1 and len(pairs) >= PARALLEL_MIN:
-            from concurrent.futures import ProcessPoolExecutor
-
-            if "meteor" in kinds:
-                _init_jieba()  # forked workers inherit the loaded dictionary
-            pool = ProcessPoolExecutor(self.workers, mp_context=_pool_context())
-            step = -(-len(pairs) // (self.workers * 4))
-            futures = [pool.submit(_pair_features, pairs[i : i + step], kinds) for i in range(0, len(pairs), step)]
-        if "bleu" in metrics:
-            self.bleu_stats()
-        if "chrf" in metrics:
-            self.chrf_stats()
-        if kinds:
-            feats = None
-            if pool is not None:
-                from concurrent.futures.process import BrokenProcessPool
-
-                try:
-                    with pool:
-                        feats = [f for fut in futures for f in fut.result()]
-                except BrokenProcessPool as exc:  # e.g. a main module that cannot be re-imported
-                    logging.getLogger(__name__).warning("process pool failed (%s); computing in-process", exc)
-            if feats is None:
-                feats = _pair_features(pairs, kinds)
-            for k in kinds:
-                self._features[k] = [f[k] for f in feats]
+__all__ = [
+    "ALL_METRICS", "MODEL_METRICS", "TEXT_METRICS", "Corpus", "bleu", "chrf", "distortion_coverage", "evaluate",
+    "jieba_tokens", "meteor", "paired_bootstrap", "structure",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------- metrics: (result, bootstrap statistic)
@@ -229,7 +82,7 @@ def _chrf(c: Corpus) -> tuple[dict, Statistic]:
 def _mean_result(values: Sequence[float | None], **extra: Any) -> tuple[dict, Statistic]:
     num, den = mean_of_defined(values)
     total = sum(den)
-    score = sum(num) / total if total else float("nan")
+    score = sum(num) / total if total else None  # None, not NaN: results stay valid JSON
     return {"score": score, "per_item": list(values), **extra}, ratio_statistic(num, den)
 
 
@@ -250,7 +103,7 @@ def _coverage(c: Corpus) -> tuple[dict, Statistic]:
         overlap = len(set(named) & set(wanted))
         per.append(overlap / len(wanted) if wanted else None)
         hit, total = hit + overlap, total + len(wanted)
-    micro = hit / total if total else float("nan")
+    micro = hit / total if total else None
     n_scored = sum(v is not None for v in per)
     return _mean_result(per, micro=micro, n_scored=n_scored, note=COVERAGE_NOTE)
 
@@ -356,7 +209,8 @@ def evaluate(
     for name in names:
         res, stat = _compute(name, corpus, models)
         if stat is not None:
-            res["ci95"] = percentile_ci(bootstrap_samples(len(corpus), stat, n_boot, seed)) if n_boot > 0 else None
+            ci = percentile_ci(bootstrap_samples(len(corpus), stat, n_boot, seed)) if n_boot > 0 else None
+            res["ci95"] = ci if ci is None or not any(np.isnan(ci)) else None  # undefined in every resample
             res["n_boot"] = n_boot
         out[name] = _plain(res)
         if bar is not None:
@@ -389,6 +243,8 @@ def paired_bootstrap(
             raise ValueError(f"{metric}: {res.get('skipped', 'cannot be bootstrapped')}")
         results.append(res)
         stats.append(stat)
+    if results[0]["score"] is None or results[1]["score"] is None:
+        raise ValueError(f"{metric} is undefined on these items (no reference qualifies)")
     deltas = np.concatenate([stats[0](w) - stats[1](w) for w in weight_blocks(len(refs), n_boot, seed)])
     delta = results[0]["score"] - results[1]["score"]
     shifted = deltas - np.nanmean(deltas)

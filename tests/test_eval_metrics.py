@@ -13,6 +13,7 @@ from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
 
 from cbt.io import load_sample
 from cbt.sections import segment
+from eval import corpus as corpus_mod
 from eval import metrics as m
 from eval import ngram
 from eval.model_metrics import bertscore, bleurt
@@ -97,13 +98,15 @@ def test_structure_and_coverage(pairs):
     assert cov["score"] == pytest.approx((2 / 3 + 0 + 1) / 3)
     assert cov["micro"] == pytest.approx(3 / 5)
     assert cov["n_scored"] == 3
+    none = m.evaluate(["你好"], ["你好"], ["distortion_coverage"], n_boot=20)["metrics"]["distortion_coverage"]
+    assert none["score"] is None and none["ci95"] is None and none["micro"] is None  # no reference names one
 
 
 def test_parallel_features_equal_serial(pairs, monkeypatch):
     hyps, refs = pairs[0][:16], pairs[1][:16]
     serial = m.Corpus(hyps, refs, workers=1)
     serial.prepare(m.TEXT_METRICS)
-    monkeypatch.setattr(m, "PARALLEL_MIN", 4)
+    monkeypatch.setattr(corpus_mod, "PARALLEL_MIN", 4)
     pooled = m.Corpus(hyps, refs, workers=2)
     pooled.prepare(m.TEXT_METRICS)
     for kind in ("meteor", "structure", "distortions"):
