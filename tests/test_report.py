@@ -142,3 +142,42 @@ def test_every_shipped_eval_config_loads(path: Path) -> None:
     cls = {"predict": PredictConfig, "evaluate": EvalConfig, "report": ReportConfig}[path.name.split("_")[0]]
     cfg = load_config(cls, path)
     assert isinstance(cfg, cls)
+
+
+@pytest.mark.browser
+def test_evaluation_tab_in_chromium_shows_a_report_and_refreshes(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """A real browser: the newest report's Markdown, chart and Table 4; a report written later appears on refresh."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import gradio as gr
+
+    from eval.tabs import create_evaluation_tab
+
+    root = tmp_path / "reports"
+    argv = ["--predictions", str(inputs["copy"]), str(inputs["third"]), "--references", str(inputs["refs"]),
+            "--metrics", "bleu,chrf", "--n-boot", "20", "--title", "First report",
+            "--out", str(root / "first")]  # fmt: skip
+    assert report_main(argv) == 0
+    with gr.Blocks(analytics_enabled=False) as demo, gr.Tabs():
+        create_evaluation_tab(root)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, ssr_mode=False, quiet=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(demo.local_url)
+            page.wait_for_selector("#eval-report h1", timeout=30_000)
+            assert "First report" in page.inner_text("#eval-report")
+            assert "third" in page.inner_text("#eval-table")
+            page.wait_for_selector("#eval-charts img", timeout=30_000)
+            argv[argv.index("--title") + 1], argv[-1] = "Second report", str(root / "second")
+            assert report_main(argv) == 0
+            page.click("#eval-refresh")
+            page.wait_for_function(
+                "document.querySelector('#eval-report').innerText.includes('Second report')", timeout=30_000
+            )
+            browser.close()
+    finally:
+        demo.close()

@@ -60,12 +60,16 @@ def create_evaluation_tab(root: str | Path | None = None) -> None:
         table = gr.Dataframe(tab0, label="Table 4 (CSV)", interactive=False, wrap=True, elem_id="eval-table")
         markdown = gr.Markdown(md0, elem_id="eval-report")
 
-        def reload(current: str | None) -> tuple[Any, ...]:
+        known = gr.State([v for _, v in choices])
+
+        def reload(current: str | None, seen: list[str]) -> tuple[Any, ...]:
+            """Reread the folder; a report that appeared since the last look is shown, else the current one."""
             nonlocal base
             base = Path(root) if root else reports_root()
-            opts = _choices(base)
-            keep = current if current in {v for _, v in opts} else (opts[0][1] if opts else None)
-            return gr.Dropdown(choices=opts, value=keep), *view(base, keep)
+            opts = [v for _, v in _choices(base)]
+            new = [v for v in opts if v not in seen]
+            keep = new[0] if new else (current if current in opts else (opts[0] if opts else None))
+            return gr.Dropdown(choices=_choices(base), value=keep), opts, *view(base, keep)
 
-        refresh.click(reload, picker, [picker, markdown, gallery, table])
+        refresh.click(reload, [picker, known], [picker, known, markdown, gallery, table])
         picker.change(lambda rel: view(base, rel), picker, [markdown, gallery, table])
