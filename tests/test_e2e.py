@@ -163,6 +163,8 @@ def wait_text(page: object, selector: str, text: str, timeout: int = 30_000) -> 
 
 def test_chat_tab(page: object) -> None:
     assert "not a substitute for professional care" in page.inner_text("#ai-notice")
+    wait_text(page, "#chat-status", "Loopback endpoint")
+    page.wait_for_function("!document.querySelector('#chat-status').innerText.match(/waiting|loading/)")
     page.fill("#chat-input textarea", "考研二战又失败了，我是不是一无是处？家里人嘴上不说，可我觉得他们很失望。")
     page.click("#chat-send")
     page.wait_for_selector("#chat-highlight .token.highlighted", timeout=30_000)

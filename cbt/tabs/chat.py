@@ -86,10 +86,13 @@ def create_chat_tab(manager: BackendManager) -> None:
         send.click(on_send, inputs, outputs, concurrency_limit=4)
         message.submit(on_send, inputs, outputs, concurrency_limit=4)
 
+        def poll() -> tuple:
+            """Backbone status while any is still loading; then the timer stops (no idle traffic per page)."""
+            settled = all(s.state in ("ready", "unavailable") for s in manager.status.values())
+            choices = gr.Dropdown(choices=backbone_choices(manager))
+            return manager.status_markdown(), choices, gr.Timer(active=not settled)
+
         timer = gr.Timer(2.0)
-        timer.tick(
-            lambda: (manager.status_markdown(), gr.Dropdown(choices=backbone_choices(manager))),
-            None,
-            [status, backbone],
-        )
+        # unqueued: status polls from open pages never take the queue's places meant for generation
+        timer.tick(poll, None, [status, backbone, timer], queue=False, show_progress="hidden")
         gr.Markdown(f"<details><summary>Crisis reply shown on risk</summary>\n\n{crisis_reply('zh')}\n</details>")
