@@ -18,9 +18,11 @@ MAX_COLUMNS = 4
 def create_compare_tab(manager: BackendManager, save_vote: Callable[[dict], object]) -> None:
     with gr.Tab("Compare 对比", id="compare"):
         gr.Markdown("Ask one question of several backbones at once. Tick *blind* to vote before seeing names.")
-        cap = max_message_chars()
-        question = gr.Textbox(label="Question 问题", elem_id="cmp-question", max_length=cap)
-        description = gr.Textbox(label="Description 描述", lines=3, elem_id="cmp-description", max_length=cap)
+        cap = max_message_chars()  # question + newline + description together; the server checks the sum
+        question = gr.Textbox(label="Question 问题", elem_id="cmp-question", max_length=cap // 5)
+        description = gr.Textbox(
+            label="Description 描述", lines=3, elem_id="cmp-description", max_length=cap - cap // 5 - 1
+        )
         with gr.Row():
             chosen = gr.CheckboxGroup(
                 [(manager.label(b), b) for b in manager.specs],
