@@ -3,6 +3,7 @@ bootstrap determinism and coverage, the paired test, and BERTScore/BLEURT on a t
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -120,6 +121,7 @@ def test_evaluate_shape_determinism_and_skips(pairs):
     hyps, refs = pairs[0][:40], pairs[1][:40]
     a = m.evaluate(hyps, refs, n_boot=200, seed=3)
     assert a["n"] == 40 and set(a["metrics"]) == set(m.ALL_METRICS)
+    json.dumps(a, allow_nan=False)  # plain JSON: no numpy types, no NaN
     for name in m.TEXT_METRICS:
         res = a["metrics"][name]
         lo, hi = res["ci95"]
