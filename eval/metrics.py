@@ -113,12 +113,12 @@ _TEXT = {"bleu": _bleu, "chrf": _chrf, "meteor": _meteor, "structure": _structur
 
 def bleu(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = None) -> dict[str, Any]:
     """Corpus BLEU (0-100, sacrebleu, tokenize="zh", exp smoothing); per item: sentence BLEU (effective order)."""
-    return _TEXT["bleu"](corpus or Corpus(hyps, refs))[0]
+    return _TEXT["bleu"](corpus if corpus is not None else Corpus(hyps, refs))[0]
 
 
 def chrf(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = None) -> dict[str, Any]:
     """Corpus chrF (0-100, sacrebleu defaults: char 6-grams, beta 2, whitespace ignored); per item: sentence chrF."""
-    return _TEXT["chrf"](corpus or Corpus(hyps, refs))[0]
+    return _TEXT["chrf"](corpus if corpus is not None else Corpus(hyps, refs))[0]
 
 
 def meteor(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = None) -> dict[str, Any]:
@@ -127,12 +127,12 @@ def meteor(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = Non
     >>> round(meteor(["我 很 难过"], ["我 很 难过"])["score"], 2)  # 100 * (1 - 0.5 * (1/3) ** 3)
     98.15
     """
-    return _TEXT["meteor"](corpus or Corpus(hyps, refs))[0]
+    return _TEXT["meteor"](corpus if corpus is not None else Corpus(hyps, refs))[0]
 
 
 def structure(hyps: Sequence[str], corpus: Corpus | None = None) -> dict[str, Any]:
     """Mean CBT structure score (0-1, segmenter) and the share of answers with all five parts ("all_five")."""
-    return _TEXT["structure"](corpus or Corpus(hyps, list(hyps)))[0]
+    return _TEXT["structure"](corpus if corpus is not None else Corpus(hyps, list(hyps)))[0]
 
 
 def distortion_coverage(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus | None = None) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def distortion_coverage(hyps: Sequence[str], refs: Sequence[str], corpus: Corpus
     >>> r["per_item"], r["score"], r["n_scored"]
     ([0.5, None], 0.5, 1)
     """
-    return _TEXT["distortion_coverage"](corpus or Corpus(hyps, refs))[0]
+    return _TEXT["distortion_coverage"](corpus if corpus is not None else Corpus(hyps, refs))[0]
 
 
 def _model_metric(name: str, c: Corpus, bertscore_model: str | None, bleurt_checkpoint: str | None):
