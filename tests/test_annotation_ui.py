@@ -85,6 +85,44 @@ def test_the_download_has_the_clis_bytes(tmp_path: Path) -> None:
         ui.export_file(rows, "labels", "hf", tmp_path)
 
 
+def test_page_callbacks_confirm_only_committed_saves(tmp_path: Path) -> None:
+    import gradio as gr
+
+    from annotation.store import AnnotationStore
+    from annotation.tabs.labelling import LabellingPage
+    from annotation.tabs.rating import RatingPage
+
+    store = AnnotationStore(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    store.add_user("rita", "rita-pw")
+    store.import_rating_items([{"question_id": "q1", "question": "问", "description": "述", "response": RESPONSE,
+                                "backbone": "bb"}])  # fmt: skip
+    store.import_label_items([{"question_id": "q1", "question": "问", "description": "述", "response": "AI的回答"}])
+    with gr.Blocks():
+        token = gr.BrowserState()
+        rating, labelling = RatingPage(store, token), LabellingPage(store, token)
+    tok = store.login("rita", "rita-pw").token
+    item = store.rating_next(tok)["item_id"]
+    note, progress = rating.saver("relevance")("forged", item, 2)
+    assert note.startswith("✗ not saved") and "not logged in" in note and store.rating_rows() == []
+    note, progress = rating.saver("relevance")(tok, item, 7)
+    assert "relevance: must be one of 0, 1, 2, got 7" in note and store.rating_rows() == []
+    note, progress = rating.saver("relevance")(tok, item, 2)
+    assert note.startswith("✓ saved") and progress == "0 / 1 done · 0 skipped"
+    assert store.rating_rows()[0]["relevance"] == 2
+    out = rating.go(tok, None)  # resume: the partial item, its score restored, no backbone anywhere
+    heading, *_, relevance = out[4:11]  # after the login box, work column, who-am-I and log-out
+    assert "1 / 1" in heading and relevance == 2 and "bb" not in [str(v) for v in out]
+    assert rating.go("forged", None)[0]["visible"] is True  # no session: the login box
+    label_item = store.label_next(tok)["item_id"]
+    boxes, note, _ = labelling.on_distortions(tok, label_item, ["labeling"])
+    assert boxes == ["labeling"] and note.startswith("✓ saved")
+    boxes, note, _ = labelling.on_distortions(tok, label_item, ["labeling", "none"])  # "none" ticked last
+    assert boxes == ["none"] and store.label_get(tok, label_item)["saved"]["distortions"] == ["none"]
+    assert "AI的回答" not in [str(v) for v in labelling.go(tok, None)]  # the answer stays on the server
+    assert labelling.reveal(tok, label_item, True)["value"] == "AI的回答"
+    store.close()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
     """The whole app (retrieval backbone only) on a free loopback port, over an injected fresh SQLite store."""

@@ -148,9 +148,8 @@ class TaskPage:
             return False, "✗ no item open 未打开条目"
         try:
             getattr(self.store, "save_rating" if self.task == "rating" else "save_label")(tok, current, **fields)
-        except AnnotationError as exc:  # AuthError included: expired session
-            gr.Warning(str(exc))
-            return False, ui.error_text(exc)
+        except AnnotationError as exc:  # AuthError included (expired session)
+            return False, ui.error_text(exc)  # shown in the status line: unqueued events get no gr.Warning toast
         return True, ui.saved_text(fields)
 
     def saver(self, field: str) -> Callable[..., tuple]:
