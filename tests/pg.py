@@ -74,13 +74,14 @@ class PgServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def new_database(self) -> str:
-        """A fresh empty database; returns its URL."""
+        """A fresh, empty place for one test: a new schema, selected by search_path in the URL (much cheaper
+        than CREATE DATABASE, which copies a template and left ~500 MB to delete after the suite)."""
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
+            conn.execute(f"CREATE SCHEMA {name}")
+        return f"{self.url()}?options=-csearch_path%3D{name}"
 
     def stop(self) -> None:
         if self.data.exists():

@@ -16,7 +16,7 @@ from annotation.export import write_export
 from annotation.store import AnnotationError, AnnotationStore
 from tests import pg
 from tests.pg import SKIP_REASON, PgServer, find_bin
-from tests.test_annotation_store import label_rows, rating_rows
+from tests.test_annotation_store import cheap_scrypt, label_rows, rating_rows  # noqa: F401  (autouse fixture)
 
 pg_server = pg.pg_server  # the session's throwaway server (fixture)
 

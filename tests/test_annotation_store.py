@@ -31,6 +31,16 @@ def label_rows(n: int = 5) -> list[dict]:
             for i in range(n)]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def cheap_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash test passwords at scrypt n=2**10 instead of 2**14 (the cost is stored in each hash)."""
+    monkeypatch.setattr(auth, "SCRYPT_N", 2**10)
+
+
+def test_default_password_cost() -> None:
+    assert auth.DUMMY_HASH.startswith("scrypt$16384$8$1$")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
