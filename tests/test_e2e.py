@@ -283,5 +283,24 @@ def test_every_other_tab_opens_without_errors(page: object) -> None:
         shot(page, slug(label))
 
 
+def test_rate_limit_message_in_the_chat_tab(page: object) -> None:
+    """Run last: it spends this session's generation budget (10 a minute, bursts of 5)."""
+    open_tab(page, "Chat 对话")
+    for i in range(8):
+        page.fill("#chat-input textarea", f"最近总是失眠，第{i}次问，怎么办？")
+        page.click("#chat-send")
+        page.wait_for_function(
+            "n => document.querySelector('#chat-history').innerText.includes(n)"
+            " || document.querySelector('#chat-info').innerText.includes('too many')",
+            arg=f"第{i}次", timeout=30_000,
+        )  # fmt: skip
+        if "too many requests" in page.inner_text("#chat-info"):
+            break
+    assert "Warning: too many requests: please wait" in page.inner_text("#chat-info")
+    page.fill("#chat-input textarea", "我不想活了")  # a crisis message is never rate-limited
+    page.click("#chat-send")
+    page.wait_for_selector("#crisis-block:visible", timeout=30_000)
+
+
 def test_no_javascript_errors(page: object) -> None:
     assert page.js_errors == []
