@@ -119,9 +119,20 @@ class AnnotationStore:
             checked = [(auth.check_username(u["username"], "username"), u, auth.check_role(u["role"])) for u in users]
         except (ValueError, KeyError) as exc:
             raise AnnotationError(f"users: {exc}") from None
+        with self.db.transaction(write=False) as tx:
+            stored = {r["username"]: r for r in tx.execute("SELECT username, password_hash, role FROM users").all()}
         for name, user, role in checked:
-            secret = user.get("password_hash") or auth.hash_password(user["password"])
-            self._put_user(name, secret, role)
+            old = stored.get(name)
+            if (
+                old
+                and old["role"] == role
+                and (
+                    user.get("password_hash") == old["password_hash"]
+                    or ("password_hash" not in user and auth.verify_password(user["password"], old["password_hash"]))
+                )
+            ):
+                continue  # unchanged: keep the user's open sessions (every app start loads the users again)
+            self._put_user(name, user.get("password_hash") or auth.hash_password(user["password"]), role)
         return len(checked)
 
     def login(self, username: str, password: str, client: str = "") -> Session:

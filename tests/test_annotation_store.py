@@ -118,6 +118,15 @@ def test_load_users_from_file_and_env_formats(store: AnnotationStore, tmp_path, 
         encoding="utf-8",
     )
     assert store.load_users(users) == 2
+    carol = store.login("carol", "pw-c").token
+    store.load_users(users)  # an app restart loads the same users again: sessions stay open
+    assert store.session(carol).username == "carol"
+    users.write_text(users.read_text(encoding="utf-8").replace("pw-c", "pw-c2"), encoding="utf-8")
+    store.load_users(users)  # a changed password ends the user's sessions
+    with pytest.raises(AuthError):
+        store.session(carol)
+    users.write_text(users.read_text(encoding="utf-8").replace("pw-c2", "pw-c"), encoding="utf-8")
+    store.load_users(users)
     assert store.login("carol", "pw-c").role == "rater" and store.login("dave", "pw-d").role == "admin"
     monkeypatch.setenv("CBT_USERS", "erin:p:w")
     assert store.load_users() == 1 and store.login("erin", "p:w").username == "erin"
