@@ -14,6 +14,7 @@ CBT_RATE_SESSION (e.g. "10/min, burst 5" is `10:5`), CBT_RATE_CLIENT (`60:30`); 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -161,12 +162,13 @@ class GenerationLimiter:
         return cls(KeyedBuckets(s_rate, s_burst, clock), KeyedBuckets(c_rate, c_burst, clock))
 
     def check(self, session: str, client: str) -> None:
-        """Spend one token of each, or raise RateLimited (spending nothing) with the wait in the message."""
+        """Spend one token of each, or raise RateLimited with the wait in the message. A refused call spends
+        nothing, except when two calls of one caller race between the look and the take (one token at most)."""
         wait = max(self.session.wait_time(f"s:{session}"), self.client.wait_time(f"c:{client}"))
         if wait <= 0:
             wait = max(self.session.take(f"s:{session}"), self.client.take(f"c:{client}"))
         if wait > 0:
-            raise RateLimited(f"too many requests: please wait {wait:.0f} s before asking again", wait)
+            raise RateLimited(f"too many requests: please wait {math.ceil(wait)} s before asking again", wait)
 
     def guard(self, session: str, client: str) -> Callable[[], None]:
         """A no-argument check bound to one caller, for `cbt.chat.respond(allow=...)`."""
