@@ -6,8 +6,10 @@
 For each backend: a fresh store with R raters and S items; a real app process (gr.Blocks with the named
 endpoints of annotation/tabs/api.py, served like app.py: no SSR, unqueued saves); R client threads, each logs
 in and makes S saves (POST /gradio_api/run/save_rating {"data": [token, item_id, relevance, ...]}), one HTTP
-keep-alive connection per rater. Then the rows are counted in the database: zero errors and zero lost are
-required. The same saves are also timed straight on the store (no HTTP) for comparison.
+keep-alive connection per rater. Three runs on fresh items: "single" (one rater alone, back to back: the
+baseline), "paced" (all R raters, each pausing uniform [0, 2 x --think-ms] between clicks, a fast human) and
+"flat_out" (all R raters, no pause: a stress test). Then the rows are counted in the database: zero errors and
+zero lost are required. The same runs also go straight to the store (no HTTP) for comparison.
 PostgreSQL runs in a throwaway server (tests/pg.py) with fsync on, so commits are durable like SQLite's.
 Prints a table and one JSON object (also written to --out), with the 1-minute load average before and after
 each run: on a shared machine, other processes' load moves the tail latencies more than anything measured here.
@@ -98,7 +100,7 @@ class ApiClient:
         self.conn.close()
 
 
-MODES = ("paced", "flat_out")
+MODES = ("single", "paced", "flat_out")  # one rater alone (the baseline), 16 paced, 16 flat out
 
 
 def seed_store(url: str, raters: int, saves: int) -> tuple[list[str], dict[str, list[str]]]:
@@ -192,7 +194,7 @@ def bench_path(path: str, url: str, args: argparse.Namespace, tmp: Path) -> dict
         out = {}
         for mode in MODES:
             think = args.think_ms / 1000 if mode == "paced" else 0.0
-            out[mode] = run_clients(tokens, items[mode], make_save, think)
+            out[mode] = run_clients(tokens[:1] if mode == "single" else tokens, items[mode], make_save, think)
     finally:
         if proc is not None:
             proc.terminate()
