@@ -50,7 +50,13 @@ def start_app(model: str, adapter: str | None, tmp: Path) -> tuple[subprocess.Po
         encoding="utf-8",
     )
     port = free_port()
-    env = os.environ | {"GRADIO_SERVER_PORT": str(port), "CBT_BACKBONES": str(cfg), "CBT_DATA_DIR": str(tmp)}
+    env = os.environ | {
+        "GRADIO_SERVER_PORT": str(port),
+        "CBT_BACKBONES": str(cfg),
+        "CBT_DATA_DIR": str(tmp),
+        "CBT_RATE_SESSION": "0",  # the bench is one client making hundreds of calls: no rate limit
+        "CBT_RATE_CLIENT": "0",
+    }
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
