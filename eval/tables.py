@@ -48,6 +48,7 @@ TABLE3_DEFINITIONS = {
     "exact_match": "share of items whose predicted type set equals the gold set",
     "paper_table3": "the paper's Table 3 (accuracy, recall, F1; definitions not given there) mapped to our 'any'",
     "undefined": "a ratio with a zero denominator is null",
+    "ci95": "percentile bootstrap over items (resampled with replacement) of the 'any' and micro figures",
 }
 
 
@@ -115,13 +116,40 @@ def _score_items(items: list[tuple[bool, frozenset, frozenset]]) -> dict[str, An
     }  # fmt: skip
 
 
+def _intervals(items: list[tuple[bool, frozenset, frozenset]], n_boot: int, seed: int) -> dict[str, Any]:
+    """Bootstrap 95% CIs over items for the 'any' and micro figures: each is a ratio of per-item sums
+    (accuracy = correct/1, precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN))."""
+    counts = {
+        "any": [(int(h and bool(p)), int(not h and bool(p)), int(h and not p)) for h, _, p in items],
+        "micro": [(len(g & p), len(p - g), len(g - p)) for _, g, p in items],
+    }
+    out: dict[str, Any] = {}
+    for name, rows in counts.items():
+        tp, fp, fn = ([r[k] for r in rows] for k in range(3))
+        ratios = {
+            "precision": (tp, [a + b for a, b in zip(tp, fp, strict=True)]),
+            "recall": (tp, [a + b for a, b in zip(tp, fn, strict=True)]),
+            "f1": ([2 * a for a in tp], [2 * a + b + c for a, b, c in zip(tp, fp, fn, strict=True)]),
+        }
+        if name == "any":
+            ratios["accuracy"] = ([int(h == bool(p)) for h, _, p in items], [1] * len(items))
+        out[name] = {
+            k: bootstrap_ratio(num, den, n_boot=n_boot, seed=seed)["ci95"] if sum(den) else None
+            for k, (num, den) in ratios.items()
+        }
+    return out
+
+
 def _mean(values: Sequence[float | None]) -> float | None:
     clean = [v for v in values if v is not None]
     return sum(clean) / len(clean) if clean else None
 
 
-def table3(labels: Sequence[dict], predictions: Sequence[dict], by_backbone: bool = True) -> dict[str, Any]:
-    """Distortion recognition of predictions against human labels (see TABLE3_DEFINITIONS and GOLD_RULE)."""
+def table3(
+    labels: Sequence[dict], predictions: Sequence[dict], by_backbone: bool = True, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Distortion recognition of predictions against human labels (see TABLE3_DEFINITIONS and GOLD_RULE), with
+    percentile bootstrap 95% CIs over items ("ci95") for the 'any' and micro figures; n_boot=0 skips them."""
     gold = gold_labels(labels)
     groups: dict[str, list] = defaultdict(list)
     unlabelled: Counter[str] = Counter()
@@ -140,7 +168,10 @@ def table3(labels: Sequence[dict], predictions: Sequence[dict], by_backbone: boo
             continue
         has, types, _ = gold[key[0]]
         groups[backbone].append((has, types, frozenset(extract_distortions(row["prediction"]))))
-    backbones = {b: {**_score_items(items), "unlabelled_predictions": unlabelled[b]} for b, items in groups.items()}
+    backbones = {}
+    for b, items in groups.items():
+        backbones[b] = {**_score_items(items), "unlabelled_predictions": unlabelled[b]}
+        backbones[b]["ci95"] = _intervals(items, n_boot, seed) if n_boot > 0 else None
     return {
         "backbones": dict(sorted(backbones.items())),
         "n_questions_labelled": len(gold),
@@ -230,6 +261,12 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _with_ci(value: float | None, ci: dict, group: str, key: str) -> str:
+    """'0.667 [0.40, 0.90]' when table3 computed an interval for ci[group][key], else '0.667'."""
+    iv = (ci.get(group) or {}).get(key)
+    return _f(value) + (f" [{_f(iv[0], 2)}, {_f(iv[1], 2)}]" if iv else "")
+
+
 def table3_markdown(t3: dict[str, Any], per_type: bool = True) -> str:
     """Table 3 as Markdown: one row per backbone (+ the paper's figures), then per-type rows."""
     lines = [
@@ -237,15 +274,14 @@ def table3_markdown(t3: dict[str, Any], per_type: bool = True) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for bk, r in t3["backbones"].items():
-        a = r["any"]
-        lines.append(
-            f"| {bk} | {r['n']} | {_f(a['accuracy'])} | {_f(a['precision'])} | {_f(a['recall'])} | {_f(a['f1'])} "
-            f"| {_f(r['micro']['f1'])} | {_f(r['macro']['f1'])} | {_f(r['exact_match'])} |"
-        )
+        a, ci = r["any"], r.get("ci95") or {}
+        cells = [_with_ci(a[k], ci, "any", k) for k in ("accuracy", "precision", "recall", "f1")]
+        cells += [_with_ci(r["micro"]["f1"], ci, "micro", "f1"), _f(r["macro"]["f1"]), _f(r["exact_match"])]
+        lines.append(f"| {bk} | {r['n']} | {' | '.join(cells)} |")
     p = t3.get("paper", PAPER_TABLE3)
     paper = [_f(p["accuracy"], 2), "-", _f(p["recall"], 2), _f(p["f1"], 2)]
     lines.append(f"| paper (CBT prompt) | 500 | {' | '.join(paper)} | - | - | - |")
-    lines += ["", f"Gold: {t3['gold_rule']}."]
+    lines += ["", f"Gold: {t3['gold_rule']}. Brackets: bootstrap 95% CI over items."]
     if per_type:
         for bk, r in t3["backbones"].items():
             lines += [

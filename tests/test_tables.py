@@ -95,14 +95,25 @@ def test_table3_hand_computed():
     m2 = t["backbones"]["m2"]
     assert m2["n"] == 1 and m2["exact_match"] == 1.0 and m2["micro"]["f1"] == 1.0
     assert t["n_questions_labelled"] == 5 and "at least half" in t["gold_rule"]
-    json.dumps(t)  # JSON-serialisable as returned
+    ci = r["ci95"]
+    for group, figures in (("any", a), ("micro", r["micro"])):
+        for k in ("precision", "recall", "f1"):
+            lo, hi = ci[group][k]
+            assert lo <= figures[k] <= hi and lo >= 0 and hi <= 1, (group, k)
+    assert ci["any"]["accuracy"][0] <= 0.6 <= ci["any"]["accuracy"][1]
+    assert tables.table3(LABELS, PREDS, n_boot=0)["backbones"]["m1"]["ci95"] is None
+    assert tables.table3(LABELS, PREDS) == t  # seeded: the same intervals every time
+    json.dumps(t, allow_nan=False)  # JSON-serialisable as returned
 
 
 def test_table3_pooled_and_markdown():
     pooled = tables.table3(LABELS, PREDS, by_backbone=False)
     assert list(pooled["backbones"]) == ["all"] and pooled["backbones"]["all"]["n"] == 6
-    md = tables.table3_markdown(tables.table3(LABELS, PREDS))
+    md = tables.table3_markdown(tables.table3(LABELS, PREDS, n_boot=0))
     assert "| m1 | 5 | 0.600 | 0.667 | 0.667 | 0.667 | 0.500 | 0.400 | 0.200 |" in md
+    t = tables.table3(LABELS, PREDS)
+    lo, hi = t["backbones"]["m1"]["ci95"]["any"]["f1"]
+    assert f"| 0.667 [{lo:.2f}, {hi:.2f}] |" in tables.table3_markdown(t)
     assert "| paper (CBT prompt) | 500 | 0.69 |" in md and "| Mind reading |" in md
 
 
