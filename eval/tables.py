@@ -22,7 +22,7 @@ from typing import Any
 
 from cbt.distortions import extract_distortions
 from cbt.taxonomy import DISTORTION_IDS, DISTORTIONS
-from eval.agreement import krippendorff_alpha, pairwise_kappa, rating_matrix
+from eval.agreement import distortion_kappa, krippendorff_alpha, pairwise_kappa, rating_matrix
 from eval.stats import bootstrap_ratio
 
 RATING_METRICS = ("relevance", "structure", "helpfulness")
@@ -177,8 +177,19 @@ def table3(
         "n_questions_labelled": len(gold),
         "raters_per_question": _mean([k for _, _, k in gold.values()]),
         "gold_rule": GOLD_RULE,
+        "labeller_agreement": _label_agreement(labels),
         "definitions": TABLE3_DEFINITIONS,
         "paper": PAPER_TABLE3,
+    }
+
+
+def _label_agreement(labels: Sequence[dict]) -> dict[str, Any]:
+    """How far the labellers agree: Cohen's kappa (mean over labeller pairs) on 'has a distortion' and per type."""
+    has = [{**r, "_has": int(bool(r["distortions"]))} for r in labels]
+    binary = pairwise_kappa(has, "_has", weights=None, labels=[0, 1], unit="question_id")
+    return {
+        "has_distortion": {"kappa": binary["kappa"], "n_pairs": binary["n_pairs"]},
+        "per_type": distortion_kappa(labels, DISTORTION_IDS, unit="question_id"),
     }
 
 
@@ -282,6 +293,10 @@ def table3_markdown(t3: dict[str, Any], per_type: bool = True) -> str:
     paper = [_f(p["accuracy"], 2), "-", _f(p["recall"], 2), _f(p["f1"], 2)]
     lines.append(f"| paper (CBT prompt) | 500 | {' | '.join(paper)} | - | - | - |")
     lines += ["", f"Gold: {t3['gold_rule']}. Brackets: bootstrap 95% CI over items."]
+    agree = (t3.get("labeller_agreement") or {}).get("has_distortion")
+    if agree:
+        lines.append(f"Labeller agreement on 'has a distortion': Cohen's kappa {_f(agree['kappa'])} "
+                     f"(mean of {agree['n_pairs']} labeller pairs).")  # fmt: skip
     if per_type:
         for bk, r in t3["backbones"].items():
             lines += [

@@ -95,6 +95,11 @@ def test_table3_hand_computed():
     m2 = t["backbones"]["m2"]
     assert m2["n"] == 1 and m2["exact_match"] == 1.0 and m2["micro"]["f1"] == 1.0
     assert t["n_questions_labelled"] == 5 and "at least half" in t["gold_rule"]
+    # labellers a, b on q1-q5: has-distortion a = 1 0 1 1 0, b = 1 0 0 1 0 -> p_o = 4/5,
+    # p_e = (3/5)(2/5) + (2/5)(3/5) = 12/25 -> (20/25 - 12/25) / (13/25) = 8/13; pairs a-c, b-c share one item only
+    agree = t["labeller_agreement"]
+    assert agree["has_distortion"] == {"kappa": pytest.approx(8 / 13), "n_pairs": 1}
+    assert agree["per_type"]["overgeneralization"]["kappa"] == 1.0
     ci = r["ci95"]
     for group, figures in (("any", a), ("micro", r["micro"])):
         for k in ("precision", "recall", "f1"):
@@ -114,6 +119,7 @@ def test_table3_pooled_and_markdown():
     t = tables.table3(LABELS, PREDS)
     lo, hi = t["backbones"]["m1"]["ci95"]["any"]["f1"]
     assert f"| 0.667 [{lo:.2f}, {hi:.2f}] |" in tables.table3_markdown(t)
+    assert "Cohen's kappa 0.615 (mean of 1 labeller pairs)" in md
     assert "| paper (CBT prompt) | 500 | 0.69 |" in md and "| Mind reading |" in md
 
 
