@@ -220,3 +220,23 @@ def test_bleurt_on_tiny_regression_checkpoint(tiny_model_dir, tmp_path):
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "cls3")
     with pytest.raises(ValueError, match="num_labels=3"):
         bleurt(hyps, refs, checkpoint=tmp_path / "cls3")
+
+
+def test_bleu_chrf_equal_sacrebleu_on_the_real_answers(autocbt_dir):
+    """The 100 real CBT-LLM answers against the Qwen+CBT-prompt answers (full length, ~550 characters)."""
+    pred = {
+        r["questionID"]: r["cbt_answer"]
+        for r in json.loads((autocbt_dir / "psyqa_balanced_cbtllm.json").read_text("utf-8"))
+    }
+    ref = {
+        r["questionID"]: r["cbt_answer"]
+        for r in json.loads((autocbt_dir / "psyqa_balanced_qwen_prompt.json").read_text("utf-8"))
+    }
+    ids = sorted(pred.keys() & ref.keys())
+    hyps, refs = [pred[i] for i in ids], [ref[i] for i in ids]
+    corpus = m.Corpus(hyps, refs)
+    b, c = m.bleu(hyps, refs, corpus=corpus), m.chrf(hyps, refs, corpus=corpus)
+    assert b["score"] == BLEU(tokenize="zh").corpus_score(hyps, [refs]).score
+    assert c["score"] == CHRF().corpus_score(hyps, [refs]).score
+    sent = BLEU(tokenize="zh", effective_order=True)
+    assert b["per_item"] == [sent.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)]
