@@ -22,7 +22,8 @@ import numpy as np
 
 from eval import ngram
 
-PARALLEL_MIN = 300  # pairs: below this a process pool costs more than it saves
+PARALLEL_MIN = 300  # pairs: below this a forked process pool costs more than it saves
+PARALLEL_MIN_FORKSERVER = 2000  # a forkserver's workers start cold (imports, jieba's dictionary: seconds)
 FEATURES = {"meteor": ("meteor",), "structure": ("structure",), "distortion_coverage": ("distortions",)}
 
 
@@ -105,11 +106,14 @@ def _pair_features(pairs: Sequence[tuple[str, str]], kinds: Sequence[str]) -> li
     return out
 
 
-def _pool_context():
-    """fork is cheapest, but unsafe once other threads run (the app, a tokenizer): then forkserver."""
+def _pool_context(n_pairs: int) -> Any:
+    """fork is cheapest, but unsafe once other threads run (the app, a tokenizer): then forkserver, whose cold
+    workers pay off only for larger corpora. None = work in-process."""
     import multiprocessing as mp
 
-    return mp.get_context("fork" if threading.active_count() == 1 else "forkserver")
+    if threading.active_count() == 1:
+        return mp.get_context("fork") if n_pairs >= PARALLEL_MIN else None
+    return mp.get_context("forkserver") if n_pairs >= max(PARALLEL_MIN, PARALLEL_MIN_FORKSERVER) else None
 
 
 class Corpus:
@@ -145,12 +149,13 @@ class Corpus:
         kinds = sorted({k for m in metrics for k in FEATURES.get(m, ())} - self._features.keys())
         pairs = list(zip(self.hyps, self.refs, strict=True))
         pool = None
-        if kinds and self.workers > 1 and len(pairs) >= PARALLEL_MIN:
+        context = _pool_context(len(pairs)) if kinds and self.workers > 1 else None
+        if context is not None:
             from concurrent.futures import ProcessPoolExecutor
 
             if "meteor" in kinds:
                 _init_jieba()  # forked workers inherit the loaded dictionary
-            pool = ProcessPoolExecutor(self.workers, mp_context=_pool_context())
+            pool = ProcessPoolExecutor(self.workers, mp_context=context)
             step = -(-len(pairs) // (self.workers * 4))
             futures = [pool.submit(_pair_features, pairs[i : i + step], kinds) for i in range(0, len(pairs), step)]
         if "bleu" in metrics:

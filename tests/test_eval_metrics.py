@@ -108,6 +108,8 @@ def test_parallel_features_equal_serial(pairs, monkeypatch):
     serial = m.Corpus(hyps, refs, workers=1)
     serial.prepare(m.TEXT_METRICS)
     monkeypatch.setattr(corpus_mod, "PARALLEL_MIN", 4)
+    monkeypatch.setattr(corpus_mod, "PARALLEL_MIN_FORKSERVER", 4)
+    assert corpus_mod._pool_context(len(hyps)) is not None  # the pool really runs
     pooled = m.Corpus(hyps, refs, workers=2)
     pooled.prepare(m.TEXT_METRICS)
     for kind in ("meteor", "structure", "distortions"):
