@@ -35,13 +35,14 @@ CORROBORATE_THRESHOLD = 0.2  # the lower bar a lexicon goodbye cue needs from th
 _SENTENCE = re.compile(r"[^。！？!?\n；;.…]+[。！？!?\n；;.…]*")
 _NON_TEXT = re.compile(r"[^\u3400-\u9fffa-z0-9]")
 _WORD = re.compile(r"[a-z']+")
+_CLAUSE = re.compile(r"[，,、;；:：。！？!?.\n]")
 
 
 def features(normalized: str) -> set[str]:
-    """n-gram features of normalised text (see cbt.safety.normalize).
+    """n-gram and word-class features of normalised text (see cbt.safety.normalize).
 
     >>> sorted(features("想死了"))
-    ['c想死', 'c想死了', 'c死了']
+    ['c想死', 'c想死了', 'c死了', 'kDEATH', 'kWANT', 'oWANT>DEATH', 'sDEATH+WANT']
     """
     out: set[str] = set()
     chars = _NON_TEXT.sub(" ", normalized)
@@ -58,6 +59,32 @@ def features(normalized: str) -> set[str]:
             out.add(f"b{words[i - 1]}_{word}")
         padded = f"<{word}>"
         out.update("p" + padded[j : j + 4] for j in range(len(padded) - 3))
+    return out | concept_features(normalized)
+
+
+@lru_cache(maxsize=1)
+def _concepts() -> list[tuple[str, re.Pattern[str]]]:
+    from cbt.taxonomy import load_resource
+
+    return [(name, re.compile("|".join(pats))) for name, pats in load_resource("safety.yaml")["concepts"].items()]
+
+
+def concept_features(normalized: str) -> set[str]:
+    """Word classes of safety.yaml's `concepts`: which occur, which pairs co-occur, and their order in a clause.
+
+    >>> sorted(f for f in concept_features("我想消失") if f.startswith("o"))
+    ['oWANT>DEATH']
+    """
+    hits = sorted((m.start(), name) for name, pat in _concepts() for m in pat.finditer(normalized))
+    names = sorted({name for _, name in hits})
+    out = {"k" + n for n in names}
+    out.update(f"s{a}+{b}" for i, a in enumerate(names) for b in names[i + 1 :])
+    breaks = [m.start() for m in _CLAUSE.finditer(normalized)]
+    for i, (pos_a, a) in enumerate(hits):
+        clause = sum(b < pos_a for b in breaks)
+        for pos_b, b in hits[i + 1 :]:
+            if a != b and sum(x < pos_b for x in breaks) == clause:
+                out.add(f"o{a}>{b}")
     return out
 
 
@@ -157,6 +184,16 @@ def train(
     return LogReg(w, b)
 
 
+def averaged(texts: Sequence[str], labels: Sequence[bool], seeds: Sequence[int] = (0, 1, 2)) -> LogReg:
+    """The mean of models trained on different shuffles: one linear model, steadier than any single run."""
+    runs = [train(texts, labels, l2=0.01, pos_weight=3.0, seed=100 * s) for s in seeds]
+    weights: dict[str, float] = {}
+    for run in runs:
+        for f, w in run.weights.items():
+            weights[f] = weights.get(f, 0.0) + w / len(runs)
+    return LogReg(weights, sum(r.bias for r in runs) / len(runs))
+
+
 def default_files() -> list[Path]:
     """The gold sets used for tuning plus the hand-written training messages."""
     gold = [GOLD_DIR / f"crisis_{n}.jsonl" for n in ("dev", "heldout", "heldout2")]
@@ -166,7 +203,7 @@ def default_files() -> list[Path]:
 def load_examples(paths: Sequence[Path | str]) -> list[tuple[str, str, str]]:
     """(source file, normalised text, level) for every row of JSONL files of {text, crisis, level?}."""
     from cbt.io import iter_jsonl
-    from cbt.safety import normalize
+    from cbt.safety import mask_benign, normalize
 
     out = []
     for path in paths:
@@ -176,7 +213,7 @@ def load_examples(paths: Sequence[Path | str]) -> list[tuple[str, str, str]]:
             level = row.get("level") or ("elevated" if row["crisis"] else "none")
             if level not in ("none", "elevated", "imminent") or (level != "none") != row["crisis"]:
                 raise ValueError(f"{path}:{line}: 'level' must be none|elevated|imminent and agree with 'crisis'")
-            out.append((str(path), normalize(row["text"]), level))
+            out.append((str(path), mask_benign(normalize(row["text"])), level))
     return out
 
 
@@ -184,10 +221,10 @@ def sample_negatives(limit: int, seed: int = 1) -> list[str]:
     """Sentences of the sample set's posts and answers that no lexicon rule flags: ordinary language of help
     seeking and of counselling, the everyday words (想, 活, 如果, 东西 ...) the model must not lean on."""
     from cbt.io import load_sample
-    from cbt.safety import normalize, rule_reasons
+    from cbt.safety import mask_benign, normalize, rule_reasons
 
     texts = [t for r in load_sample() for t in (r.question + "。" + r.description, r.answer)]
-    sents = [s for t in texts for s in sentences(normalize(t)) if len(s.strip()) > 3]
+    sents = [s for t in texts for s in sentences(mask_benign(normalize(t))) if len(s.strip()) > 3]
     sents = sorted({s for s in sents if not rule_reasons(s)})
     random.Random(seed).shuffle(sents)
     return sents[:limit]
@@ -204,9 +241,9 @@ def fit(examples: Sequence[tuple[str, str, str]], negatives: Sequence[str], thre
             levels += ["none"] * len(sentences(text))
     texts += list(negatives)
     levels += ["none"] * len(negatives)
-    risk = train(texts, [lv != "none" for lv in levels], pos_weight=2.0)
+    risk = averaged(texts, [lv != "none" for lv in levels])
     risk.threshold = threshold
-    imminent = train(texts, [lv == "imminent" for lv in levels], pos_weight=2.0)
+    imminent = averaged(texts, [lv == "imminent" for lv in levels])
     return CrisisModel(risk, imminent)
 
 

@@ -167,14 +167,15 @@ def test_crisis_recall_one_and_few_false_positives(name: str) -> None:
     assert len(false_pos) <= 0.05 * len(benign), false_pos
 
 
-def test_blind_heldout_set_floors() -> None:
-    """Set 3 was written by a session that never saw the rules or the model; it measures generalisation."""
+def test_heldout3_set_floors() -> None:
+    """Set 3 was written by a session that never saw the rules or the model; its misses were then read for
+    error analysis, so it is no longer blind (tests/test_crisis.py holds the figures, blind4 the blind one)."""
     rows = read_jsonl(GOLD / "crisis_heldout3.jsonl")
     risk = [r for r in rows if r["crisis"]]
     benign = [r for r in rows if not r["crisis"]]
     recall = sum(assess(r["text"]).crisis for r in risk) / len(risk)
     fpr = sum(assess(r["text"]).crisis for r in benign) / len(benign)
-    assert recall >= 0.80 and fpr <= 0.12, (recall, fpr)  # measured 0.84 / 0.098 (lexicon alone: 0.65 / 0.076)
+    assert recall >= 0.99 and fpr <= 0.05, (recall, fpr)  # measured 1.00 / 0.043 (was 0.84 / 0.098 before)
 
 
 def test_learned_model_adds_recall_where_the_lexicon_is_silent() -> None:
