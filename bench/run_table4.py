@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=400)
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--note", default="", help="Markdown added to the report's notes (e.g. run conditions)")
     args = p.parse_args()
     out = Path(args.out)
     mini = Path(args.mini) if args.mini else out / "cbt-mini.predictions.jsonl"
@@ -64,8 +65,8 @@ def main() -> None:
         _predict(mini, args.batch_size, args.max_new_tokens)
     mini_rows = [o for _, o in iter_json_objects(mini)]
     committed = out / "cbt-mini.predictions.jsonl"
-    if mini.resolve() != committed.resolve():  # keep our model's answers, not the PsyQA question text
-        write_jsonl(committed, [{k: r[k] for k in KEEP if k in r} for r in mini_rows])
+    # committed: our model's answers only, never the PsyQA question text (PsyQA may not be redistributed)
+    write_jsonl(committed, [{k: r[k] for k in KEEP if k in r} for r in mini_rows])
     ids = {str(r["id"]) for r in mini_rows}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +82,8 @@ def main() -> None:
             predictions=[str(f) for f in files], names=names, out=str(out), allow_missing=True, n_boot=args.n_boot,
             references=str(AUTOCBT / "psyqa_balanced_qwen_prompt.json"), reference_field="cbt_answer",
             title="Table 4 on real data: 100 PsyQA questions (AutoCBT release)",
-            notes=_notes(mini_rows), compare=["2:1"] if len(files) == 3 else [],
+            notes=_notes(mini_rows) + (f"\n\n{args.note}" if args.note else ""),
+            compare=["2:1"] if len(files) == 3 else [],
         )  # fmt: skip
         written = write_report(cfg)
     seconds = time.perf_counter() - start
@@ -101,7 +103,7 @@ def _notes(mini_rows: list[dict]) -> str:
         "ChatGPT references. Rows: the CBT-LLM model's own answers (`psyqa_balanced_cbtllm.json`) and CBT-mini "
         f"answering the same questions (prompt = training instruction + question + description; greedy; "
         f"max_new_tokens {sorted(x for x in mnt if x)}; mean {sum(secs) / max(len(secs), 1):.1f} s per answer "
-        "batched on a shared 2-core x86_64 CPU). Data read at run time from "
+        f"batched, wall time on {_machine()}). Data read at run time from "
         "`../shared/data/autocbt-psyqa-cbt-responses-zh`; regenerate with `python bench/run_table4.py`."
     )
 
