@@ -1,14 +1,15 @@
 """The thin SQL layer under the annotation store: one code path for SQLite and PostgreSQL.
 
 SQL is written once with `?` placeholders and `{float}` / `{autoinc}` type slots; the dialect fills them in.
-Each thread gets its own connection (sqlite3 and psycopg connections are not shared across threads), and
-every write runs in one short transaction that is committed (and, on SQLite with synchronous=FULL, fsynced)
-before `transaction()` returns. The schema is versioned: MIGRATIONS are applied in order on open.
+Connections come from a small pool (one transaction at a time each, so never shared between threads at once),
+and every write runs in one short transaction that is committed (and, on SQLite with synchronous=FULL,
+fsynced) before `transaction()` returns. The schema is versioned: MIGRATIONS are applied in order on open.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import sqlite3
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 BUSY_TIMEOUT_MS = 30_000
+MAX_IDLE = 32  # idle connections kept for reuse; beyond that a returned connection is closed
 
 # Ordered migrations: version -> statements. Never edit a shipped one; append a new version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -113,8 +115,8 @@ class Database:
             self.dialect, self.path = SQLITE, sqlite_path(url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.url = f"sqlite:///{self.path.resolve()}"
-        self._local = threading.local()
-        self._all: list[Any] = []
+        self._idle: list[Any] = []
+        self._open: set[Any] = set()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -135,18 +137,56 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    def connection(self) -> Any:
-        if self._closed:
-            raise RuntimeError("the annotation store is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self.dialect is POSTGRES and conn.closed:  # the server went away: reconnect
-            conn = None
-        if conn is None:
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Borrow a connection from the pool for one transaction.
+
+        A pool, not one connection per thread: the app's worker threads come and go (anyio retires idle ones),
+        and per-thread connections of dead threads stayed open until close(): a leak on PostgreSQL.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the annotation store is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or not self._alive(conn):  # none idle, or the server went away (restart, failover)
+            self._forget(conn)
             conn = self._connect()
-            self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
-        return conn
+                self._open.add(conn)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                keep = not self._closed and len(self._idle) < MAX_IDLE and not getattr(conn, "closed", False)
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                self._forget(conn)
+
+    def _alive(self, conn: Any) -> bool:
+        """An idle PostgreSQL connection has nothing to read; if its socket is readable, the server has closed it
+        (or sent the FATAL of a shutdown), so it is dropped before a transaction could fail on it."""
+        if self.dialect is not POSTGRES:
+            return True
+        if conn.closed:
+            return False
+        try:
+            return not select.select([conn.fileno()], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
+
+    def _forget(self, conn: Any) -> None:
+        if conn is None:
+            return
+        with self._lock:
+            self._open.discard(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def open_connections(self) -> int:
+        """How many connections this store holds open (in use or idle)."""
+        with self._lock:
+            return len(self._open)
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
@@ -155,31 +195,31 @@ class Database:
         SQLite writers take the write lock up front (BEGIN IMMEDIATE) so two writers never deadlock on an
         upgrade; PostgreSQL runs at READ COMMITTED and relies on ON CONFLICT for concurrent upserts.
         """
-        conn = self.connection()
-        if self.dialect is POSTGRES:
-            with conn.transaction(), conn.cursor() as cur:
-                yield Tx(cur, self.dialect)
-            return
-        # Writers in this process queue on a lock instead of SQLite's sleep-and-retry busy handler, whose
-        # back-off starved some threads for seconds under 16 concurrent raters; other processes still wait
-        # through busy_timeout.
-        with self._write_lock if write else contextlib.nullcontext():
-            cur = conn.cursor()
-            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield Tx(cur, self.dialect)
-            except BaseException:
-                conn.rollback()
-                raise
-            else:
-                conn.commit()
-            finally:
-                cur.close()
+        with self.connection() as conn:
+            if self.dialect is POSTGRES:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield Tx(cur, self.dialect)
+                return
+            # Writers in this process queue on a lock instead of SQLite's sleep-and-retry busy handler, whose
+            # back-off starved some threads for seconds under 16 concurrent raters; other processes still wait
+            # through busy_timeout.
+            with self._write_lock if write else contextlib.nullcontext():
+                cur = conn.cursor()
+                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield Tx(cur, self.dialect)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                else:
+                    conn.commit()
+                finally:
+                    cur.close()
 
     def close(self) -> None:
-        self._closed = True
         with self._lock:
-            conns, self._all = self._all, []
+            self._closed = True
+            conns, self._open, self._idle = list(self._open), set(), []
         for conn in conns:
             with contextlib.suppress(Exception):  # a connection broken by a dead server is closed already
                 conn.close()

@@ -361,12 +361,24 @@ def test_agreement_in_the_admin_view(store: AnnotationStore) -> None:
 
 def test_sqlite_pragmas_are_durable(tmp_path) -> None:
     db = Database(f"sqlite:///{tmp_path}/x.sqlite3")
-    conn = db.connection()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    with db.connection() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     db.close()
+
+
+def test_short_lived_threads_do_not_leak_connections(store: AnnotationStore) -> None:
+    token = tok(store, "alice")
+    items = [r["item_id"] for r in store.rating_list(token)]
+    for n in range(40):  # like the app's worker threads, which come and go
+        t = threading.Thread(target=store.save_rating, args=(token, items[n % len(items)]), kwargs={"relevance": 1})
+        t.start()
+        t.join()
+    assert store.db.open_connections() <= 2
+    store.close()
+    assert store.db.open_connections() == 0
 
 
 def test_version_1_file_is_migrated_without_losing_rows(tmp_path) -> None:
