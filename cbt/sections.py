@@ -1,10 +1,11 @@
 r"""The CBT section segmenter: labels every character of a response with one of the five sections or none.
 
-The response is cut into sentence units; each unit gets cue-lexicon, position and shape features; a
-structured perceptron (weights in cbt/resources/segmenter_weights.json, trained on the sample set's train
-split by `python -m cbt segmenter-train`) scores them and Viterbi decoding picks the best section sequence,
-so order and contiguity are learned, not hard-coded. Headings ("【验证和共情】", "3. Strategy:") fix the
-section outright. Pure Python, about a millisecond per answer, no model download.
+The response is cut into sentence units; each unit gets cue-lexicon, position, shape, announcement
+("让我们来挑战一下这个想法：") and character-bigram features; a linear-chain CRF (weights in
+cbt/resources/segmenter_weights.json, trained on the sample set's train split and hand-annotated real
+answers by `python -m cbt segmenter-train`) scores them and Viterbi decoding picks the best section
+sequence, so order and contiguity are learned, not hard-coded. Headings ("【验证和共情】", "3. Strategy:")
+fix the section outright. Python + numpy, under a millisecond per answer, no model download.
 
 >>> r = segment("我能理解你的难过，这段时间你一定很辛苦。\n\n你似乎认为自己一无是处，这可能是一种以偏概全。\n\n"
 ...             "真的是这样吗？有没有一些时候你其实做得不错？\n\n你可以每天写下三件做到的小事。\n\n"
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from cbt.taxonomy import RESOURCES, SECTION_IDS, load_resource
 
 NONE = "none"
@@ -42,9 +45,9 @@ _TURN_START = re.compile(r"<\|im_start\|>|<\|start_header_id\|>|\[inst\]", re.IG
 _NUMBERED = re.compile(
     r"^\s*(?:\d{1,2}[.、．)）]|[一二三四五六][、.．]|[(（][一二三四五六\d][)）]|第[一二三四五六]步?[，、:：])"
 )
-BIGRAMS = False  # character-bigram features: no gain in cross-validation and 2x slower; kept switchable
 _BULLET = re.compile(r"^\s*[-*•·]\s")
 _HEAD_PREFIX = r"^\s*(?:#{1,4}\s*)?(?:\d{1,2}[.、．)）]\s*|[一二三四五六][、.．]\s*)?(?:\*\*|【|\[)?\s*"
+_UNIT_START = r"(?<![^\s。！？!?…”’\"」』）)\]】])"
 _HEAD_SUFFIX = r"\s*(?:\*\*|】|\])?\s*(?:[:：]|\*\*|】|\n|$)"
 
 
@@ -111,31 +114,36 @@ def split_units(text: str) -> list[Unit]:
 
 
 @lru_cache(maxsize=1)
-def _lexicon() -> tuple[list[tuple[str, str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
+def _lexicon() -> tuple[list[tuple[str, str, re.Pattern[str]]], re.Pattern[str], re.Pattern[str]]:
     raw = load_resource("segmenter.yaml")
     cues = [
         (f"cue:{sec}{i}", sec, re.compile(p, re.IGNORECASE if re.search("[A-Za-z]", p) else 0))
         for sec, pats in raw["cues"].items()
         for i, p in enumerate(pats)
     ]
-    heads = [
-        (sec, re.compile(_HEAD_PREFIX + "(?:" + "|".join(pats) + ")[^:：\n]{0,24}?" + _HEAD_SUFFIX, re.IGNORECASE))
-        for sec, pats in raw["headings"].items()
-    ]
-    return cues, heads
+    # One alternative per section, each a whole anchored pattern: the first section that matches wins.
+    heads = re.compile(
+        "|".join(
+            f"(?P<{sec}>{_HEAD_PREFIX}(?:{'|'.join(pats)})[^:：\n]{{0,24}}?{_HEAD_SUFFIX})"
+            for sec, pats in raw["headings"].items()
+        ),
+        re.IGNORECASE,
+    )
+    # "^" in an announcement means "at the start of a sentence unit"; the text is scanned once.
+    alts = (f"(?P<{sec}>{'|'.join(pats)})" for sec, pats in raw["announce"].items())
+    ann = re.compile("|".join(alts).replace("^", _UNIT_START))
+    return cues, heads, ann
 
 
 def heading_section(unit_text: str) -> str | None:
     """The section a heading at the start of a unit names ("【鼓励与前瞻】", "2. Identify key thought:")."""
-    for sec, pattern in _lexicon()[1]:
-        if pattern.match(unit_text):
-            return sec
-    return None
+    m = _lexicon()[1].match(unit_text)
+    return m.lastgroup if m else None
 
 
 def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
     """Feature names per unit; cues are found once over the whole text and mapped to units."""
-    cues, _ = _lexicon()
+    cues = _lexicon()[0]
     starts = [u.start for u in units]
     found: list[set[str]] = [set() for _ in units]
     unit_secs: list[set[str]] = [set() for _ in units]  # sections whose cues each unit carries
@@ -156,50 +164,91 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
     for i, secs in enumerate(unit_secs):
         para_secs[para_of[i]] |= secs
     texts = [u.text for u in units]
+    ctx = _announced(text, units, para_of)
     seen_twice = {t for t, k in Counter(texts).items() if k > 1 and len(t) > 4}
     feats = []
     for i, u in enumerate(units):
+        t = u.text
         rel = (u.start + u.end) / 2 / total
-        f = ["bias", f"pos{min(int(rel * 10), 9)}", f"pos5_{min(int(rel * 5), 4)}", f"len{min(len(u.text) // 25, 6)}"]
+        f = ["bias", _POS10[min(int(rel * 10), 9)], _POS5[min(int(rel * 5), 4)], _LEN[min(len(t) // 25, 6)]]
         f += found[i]
-        f += [f"P:{sec}" for sec in para_secs[para_of[i]]]
+        f += map(_P.__getitem__, para_secs[para_of[i]])
         if i > 0:
-            f += [f"prev:{sec}" for sec in unit_secs[i - 1]]
+            f += map(_PREV.__getitem__, unit_secs[i - 1])
         if i < n - 1:
-            f += [f"next:{sec}" for sec in unit_secs[i + 1]]
-        if i == 0:
-            f.append("first")
-        if i == n - 1:
-            f.append("last")
-        if i == 1:
-            f.append("second")
-        if i == n - 2:
-            f.append("penult")
+            f += map(_NEXT.__getitem__, unit_secs[i + 1])
+        f += _position_flags(i, n)
         if u.para_start:
             f.append("para")
         if n_para > 2:
-            f.append(f"pfirst{min(para_of[i], 3)}")
-            f.append(f"plast{min(n_para - 1 - para_of[i], 3)}")
-        if u.text.endswith(("？", "?")) or u.text.rstrip('”’"」』）)').endswith(("？", "?")):
+            f.append(_PFIRST[min(para_of[i], 3)])
+            f.append(_PLAST[min(n_para - 1 - para_of[i], 3)])
+        if t.endswith(("？", "?")) or t.rstrip('”’"」』）)').endswith(("？", "?")):
             f.append("q_end")
-        f.append("w1:" + u.text[:1])
-        f.append("w2:" + u.text[:2])
-        if BIGRAMS:
-            f += ["b:" + g for g in {u.text[j : j + 2] for j in range(len(u.text) - 1)}]
-        if _NUMBERED.match(u.text):
+        f.append("w1:" + t[:1])
+        f.append("w2:" + t[:2])
+        if _NUMBERED.match(t):
             f.append("numbered")
-        if _BULLET.match(u.text):
+        if _BULLET.match(t):
             f.append("bullet")
-        if "**" in u.text:
+        if "**" in t:
             f.append("bold")
-        if u.text.endswith(("：", ":")):
+        if t.endswith(("：", ":")):
             f.append("colon_end")
-        if u.text in seen_twice:
+        if t in seen_twice:
             f.append("repeated")
-        if _ARTIFACT.match(u.text) or not _WORDLIKE.search(u.text):
+        if _ARTIFACT.match(t) or not _WORDLIKE.search(t):
             f.append("artifact")
+        f += ctx[i]
         feats.append(f)
     return feats
+
+
+# Feature names built once (string formatting per unit is a measurable share of the segmenting time).
+_POS10 = [f"pos{k}" for k in range(10)]
+_POS5 = [f"pos5_{k}" for k in range(5)]
+_LEN = [f"len{k}" for k in range(7)]
+_PFIRST = [f"pfirst{k}" for k in range(4)]
+_PLAST = [f"plast{k}" for k in range(4)]
+_P, _PREV, _NEXT = ({sec: f"{pre}:{sec}" for sec in SECTION_IDS} for pre in ("P", "prev", "next"))
+_ANN = {sec: (f"A:{sec}", f"AP:{sec}", f"A0:{sec}") for sec in SECTION_IDS}
+
+
+def _position_flags(i: int, n: int) -> list[str]:
+    flags = []
+    if i == 0:
+        flags.append("first")
+    if i == n - 1:
+        flags.append("last")
+    if i == 1:
+        flags.append("second")
+    if i == n - 2:
+        flags.append("penult")
+    return flags
+
+
+def _announced(text: str, units: Sequence[Unit], para_of: list[int]) -> list[list[str]]:
+    """Which section the latest announcing sentence named ("让我们来挑战一下这个想法：", "以下是一些建议："):
+    A:sec after it, AP:sec too while in its paragraph, A0:sec on the announcing unit itself."""
+    starts = [u.start for u in units]
+    own: dict[int, str] = {}
+    for m in _lexicon()[2].finditer(text):
+        i = bisect_right(starts, m.start()) - 1
+        if i >= 0 and m.start() < units[i].end:
+            own.setdefault(i, m.lastgroup)
+    out: list[list[str]] = []
+    last, last_para = None, -1
+    for i in range(len(units)):
+        f = []
+        if last is not None:
+            f.append(_ANN[last][0])
+            if last_para == para_of[i]:
+                f.append(_ANN[last][1])
+        if i in own:
+            last, last_para = own[i], para_of[i]
+            f.append(_ANN[last][2])
+        out.append(f)
+    return out
 
 
 # ---------------------------------------------------------------- decoding
@@ -212,28 +261,69 @@ def _weights() -> dict[str, dict[str, float]]:
     return load_weights(WEIGHTS_PATH)
 
 
-def _vectors(w: dict[str, dict[str, float]]) -> dict[str, list[float]]:
-    """{feature: {label: weight}} as {feature: [weight per LABELS index]}, for fast scoring."""
-    return {name: [row.get(lab, 0.0) for lab in LABELS] for name, row in w.items()}
-
-
-@lru_cache(maxsize=1)
-def _default_vectors() -> dict[str, list[float]]:
-    return _vectors(_weights())
-
-
 def load_weights(path: Path) -> dict[str, dict[str, float]]:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)["weights"]
 
 
-def _emissions(feats: list[list[str]], vec: dict[str, list[float]]) -> list[list[float]]:
-    zero = [0.0] * len(LABELS)
-    out = []
-    for f in feats:
-        rows = [vec[name] for name in f if name in vec]
-        out.append([sum(col) for col in zip(*rows, strict=True)] if rows else zero[:])
-    return out
+def unit_bigrams(units: Sequence[Unit]) -> list[list[str]]:
+    """Character-bigram features ("b:" + two characters) per unit, with repeats; the trainer adds them to
+    unit_features. At inference they are scored in bulk by Model.bigram_emissions, not built as strings."""
+    return [["b:" + u.text[j : j + 2] for j in range(len(u.text) - 1)] for u in units]
+
+
+def _bigram_keys(codes: np.ndarray) -> np.ndarray:
+    return (codes[:-1].astype(np.uint64) << np.uint64(32)) | codes[1:].astype(np.uint64)
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+class Model:
+    """Weights in the form decoding reads: {feature: [weight per label]} plus a sorted bigram table."""
+
+    def __init__(self, weights: dict[str, dict[str, float]]) -> None:
+        self.vec = {n: [row.get(lab, 0.0) for lab in LABELS] for n, row in weights.items() if not n.startswith("b:")}
+        grams = sorted((_bigram_keys(_codes(n[2:]))[0], n) for n in weights if n.startswith("b:") and len(n) == 4)
+        # A sentinel key past every real one, with a zero row, stands for "not in the table".
+        self.keys = np.array([k for k, _ in grams] + [np.iinfo(np.uint64).max], dtype=np.uint64)
+        rows = [[weights[n].get(lab, 0.0) for lab in LABELS] for _, n in grams] + [[0.0] * len(LABELS)]
+        self.table = np.array(rows)
+
+    def bigram_emissions(self, text: str, units: Sequence[Unit]) -> np.ndarray:
+        """Sum of the bigram weights inside each unit (same result as scoring unit_bigrams' strings):
+        one lookup over the whole text, then differences of a running sum at the unit borders."""
+        keys = _bigram_keys(_codes(text))
+        pos = self.keys.searchsorted(keys)
+        pos[self.keys[pos] != keys] = len(self.keys) - 1
+        running = np.zeros((len(keys) + 1, len(LABELS)))
+        np.cumsum(self.table[pos], axis=0, out=running[1:])
+        borders = np.array([(u.start, u.end - 1) for u in units], dtype=np.int64).reshape(-1, 2)
+        return running[borders[:, 1]] - running[borders[:, 0]]
+
+    def emissions(self, text: str, units: Sequence[Unit], feats: list[list[str]]) -> list[list[float]]:
+        get = self.vec.get
+        return [
+            list(map(sum, zip(base, *filter(None, map(get, f)), strict=True)))
+            for base, f in zip(self.bigram_emissions(text, units).tolist(), feats, strict=True)
+        ]
+
+
+@lru_cache(maxsize=1)
+def _default_model() -> Model:
+    return Model(_weights())
+
+
+_last: list = [None, None]  # the last weights dict passed in, and its Model (evaluation calls repeat it)
+
+
+def _model(weights: dict | None) -> Model:
+    if weights is None:
+        return _default_model()
+    if _last[0] is not weights:
+        _last[:] = [weights, Model(weights)]
+    return _last[1]
 
 
 def viterbi(emissions: list[list[float]], vec: dict[str, list[float]], paras: Sequence[bool]) -> list[str]:
@@ -271,7 +361,7 @@ def viterbi(emissions: list[list[float]], vec: dict[str, list[float]], paras: Se
     return [LABELS[k] for k in reversed(path)]
 
 
-def _forced_labels(units: Sequence[Unit]) -> list[str | None]:
+def forced_labels(units: Sequence[Unit]) -> list[str | None]:
     """Units whose label is not the model's to choose.
 
     Template debris and lines repeated three or more times (degenerate generation) are none, as is
@@ -296,19 +386,18 @@ def _forced_labels(units: Sequence[Unit]) -> list[str | None]:
     return forced
 
 
-def decode(feats: list[list[str]], units: Sequence[Unit], vec: dict[str, list[float]]) -> list[str]:
-    """Labels for units from their features and vector weights (shared by inference and training)."""
-    ems = _emissions(feats, vec)
-    for e, fl in zip(ems, _forced_labels(units), strict=True):
+def decode(text: str, units: Sequence[Unit], model: Model) -> list[str]:
+    """Labels for units: emission scores, forced rules, then Viterbi."""
+    ems = model.emissions(text, units, unit_features(text, units))
+    for e, fl in zip(ems, forced_labels(units), strict=True):
         if fl:
             e[LABELS.index(fl)] += 1000.0
-    return viterbi(ems, vec, [u.para_start for u in units])
+    return viterbi(ems, model.vec, [u.para_start for u in units])
 
 
 def label_units(text: str, units: Sequence[Unit], weights: dict | None = None) -> list[str]:
     """Section label (or "none") per unit; `weights` overrides the shipped ones (evaluation uses this)."""
-    vec = _vectors(weights) if weights is not None else _default_vectors()
-    return decode(unit_features(text, units), units, vec)
+    return decode(text, units, _model(weights))
 
 
 def spans_from_units(text: str, units: Sequence[Unit], labels: Sequence[str]) -> list[tuple[int, int, str | None]]:

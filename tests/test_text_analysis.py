@@ -49,8 +49,8 @@ def test_segmenter_on_hand_annotated_real_answers(autocbt_dir: Path) -> None:
     assert char_accuracy(golds) >= REAL_SEGMENTER_FLOOR
 
 
-# Measured 2026-11-25 on the 60 held-out real answers; see README "Text analysis". Raise it as it improves.
-REAL_SEGMENTER_FLOOR = 0.80
+# Measured 2026-11-26 on the 60 held-out real answers (0.864, CRF segmenter); see README "Text analysis".
+REAL_SEGMENTER_FLOOR = 0.85
 
 
 def test_segment_contract_spans_cover_text() -> None:
