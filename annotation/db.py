@@ -105,7 +105,7 @@ def sqlite_path(url: str) -> Path:
 
 
 class Database:
-    """Per-thread connections to one SQLite file or PostgreSQL database, plus schema migrations."""
+    """Pooled connections to one SQLite file or PostgreSQL database, plus schema migrations."""
 
     def __init__(self, url: str) -> None:
         scheme = urlparse(url).scheme
@@ -170,8 +170,12 @@ class Database:
             return True
         if conn.closed:
             return False
+        if not hasattr(select, "poll"):  # not on Windows: the first call after a restart fails there instead
+            return True
         try:
-            return not select.select([conn.fileno()], [], [], 0)[0]
+            poller = select.poll()  # poll, not select: no FD_SETSIZE limit in processes with many files open
+            poller.register(conn.fileno(), select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
 
