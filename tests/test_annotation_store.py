@@ -490,6 +490,10 @@ def test_cli_flow_import_sample_export(tmp_path, capsys, monkeypatch, test_split
     assert json.loads((tmp_path / "l.jsonl").read_text())["distortions"] == []
     code, out, _ = _cli(capsys, "--db", db, "progress")
     assert code == 0 and out.splitlines()[1].split() == ["alice", "rating", "3", "0", "0", "8"]
+    code, out, _ = _cli(capsys, "--db", db, "agreement")
+    stats = json.loads(out)
+    assert code == 0 and stats["ratings"]["relevance"]["raters"] == 1 and stats["ratings"]["relevance"]["pairs"] == 0
+    assert stats["ratings"]["relevance"]["alpha_ordinal"] is None  # one rater: undefined, reported as null
     assert _cli(capsys, "--db", db, "backup", "--to", str(tmp_path / "b.sqlite3"))[0] == 0
     assert sqlite3.connect(tmp_path / "b.sqlite3").execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 3
 
