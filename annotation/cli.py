@@ -150,46 +150,51 @@ def cmd_agreement(store: AnnotationStore, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cbt annotate", description=__doc__.split("\n")[0])
-    parser.add_argument("--db", help="sqlite:///path or postgresql://user@host:port/db (env CBT_ANNOTATION_DB)")
+    db_help = "sqlite:///path or postgresql://user@host:port/db (env CBT_ANNOTATION_DB)"
+    parser.add_argument("--db", help=db_help)
+    common = argparse.ArgumentParser(add_help=False)  # --db before or after the command name
+    common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create or migrate the store").set_defaults(func=cmd_init)
-    p = sub.add_parser("add-user", help="add a rater or admin (or reset their password)")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text)
+
+    add("init", "create or migrate the store").set_defaults(func=cmd_init)
+    p = add("add-user", "add a rater or admin (or reset their password)")
     p.add_argument("name")
     p.add_argument("--role", choices=("rater", "admin"), default="rater")
     p.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
     p.add_argument("--password", help="the password itself (visible in shell history; for scripts only)")
     p.set_defaults(func=cmd_add_user)
-    p = sub.add_parser("hash-password", help="print an scrypt hash for the password_hash field of a users file")
+    p = add("hash-password", "print an scrypt hash for the password_hash field of a users file")
     p.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
     p.add_argument("--password", help="the password itself (visible in shell history; for scripts only)")
     p.set_defaults(func=cmd_hash_password, name="this user")
-    p = sub.add_parser("load-users", help="users from a YAML/JSON file, or from env CBT_USERS when no file")
+    p = add("load-users", "users from a YAML/JSON file, or from env CBT_USERS when no file")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_load_users)
-    p = sub.add_parser("import-ratings", help="rating items from `python -m cbt predict` outputs")
+    p = add("import-ratings", "rating items from `python -m cbt predict` outputs")
     p.add_argument("predictions", nargs="+")
     p.add_argument("--questions", help="the CBT QA test file, for question/description missing from predictions")
     p.set_defaults(func=cmd_import_ratings)
-    p = sub.add_parser("sample-labels", help="a seeded random sample of the test split to label")
+    p = add("sample-labels", "a seeded random sample of the test split to label")
     p.add_argument("test")
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the sample as JSONL")
     p.set_defaults(func=cmd_sample_labels)
-    p = sub.add_parser("export", help="ratings or labels as JSONL, CSV or a Hugging Face dataset folder")
+    p = add("export", "ratings or labels as JSONL, CSV or a Hugging Face dataset folder")
     p.add_argument("--what", choices=("ratings", "labels"), required=True)
     p.add_argument("--format", choices=FORMATS, default="jsonl")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("backup", help="copy the SQLite store with the online backup API")
+    p = add("backup", "copy the SQLite store with the online backup API")
     p.add_argument("--to", required=True)
     p.set_defaults(func=cmd_backup)
-    p = sub.add_parser("progress", help="per rater and task: done, partial, skipped, total")
+    p = add("progress", "per rater and task: done, partial, skipped, total")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_progress)
-    sub.add_parser("agreement", help="Krippendorff's alpha, weighted and per-distortion kappa").set_defaults(
-        func=cmd_agreement
-    )
+    add("agreement", "Krippendorff's alpha, weighted and per-distortion kappa").set_defaults(func=cmd_agreement)
     return parser
 
 

@@ -527,9 +527,10 @@ def test_python_m_cbt_annotate_runs(tmp_path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "cbt", "annotate", "--db", f"sqlite:///{tmp_path}/m.sqlite3", "init"],
+    proc = subprocess.run([sys.executable, "-m", "cbt", "annotate", "init", "--db", f"sqlite:///{tmp_path}/m.sqlite3"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 0 and '"schema_version": 2' in proc.stdout
+    assert proc.returncode == 0 and '"schema_version": 2' in proc.stdout  # --db after the command works too
+    assert (tmp_path / "m.sqlite3").is_file()
 
 
 def test_cli_hash_password_feeds_a_users_file(tmp_path, capsys, monkeypatch) -> None:
