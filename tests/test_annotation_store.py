@@ -405,11 +405,32 @@ def test_backup_is_a_consistent_copy(tmp_path) -> None:
     token = store.login("alice", "pw").token
     for row in store.rating_list(token):
         store.save_rating(token, row["item_id"], relevance=1)
+    store.load_users("alice:pw,bob:pw")
+    bob = store.login("bob", "pw").token
+    stop, saved = threading.Event(), []
+
+    def keep_saving() -> None:  # a rater saving while the admin takes the backup
+        n = 0
+        while not stop.is_set():
+            item = items[n % len(items)]
+            store.save_rating(bob, item, relevance=n % 3)
+            saved.append(item)
+            n += 1
+
+    items = [r["item_id"] for r in store.rating_list(bob)]
+    writer = threading.Thread(target=keep_saving)
+    writer.start()
+    while len(saved) < 5:
+        time.sleep(0.01)
+    before = len(set(saved))
     dest = store.backup(tmp_path / "backups" / "copy.sqlite3")
+    stop.set()
+    writer.join()
     store.close()
     conn = sqlite3.connect(dest)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("SELECT COUNT(*) FROM ratings WHERE relevance = 1").fetchone()[0] == 12
+    assert conn.execute("SELECT COUNT(*) FROM ratings WHERE rater = 'alice' AND relevance = 1").fetchone()[0] == 12
+    assert conn.execute("SELECT COUNT(*) FROM ratings WHERE rater = 'bob'").fetchone()[0] >= before
     conn.close()
 
 
