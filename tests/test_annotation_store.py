@@ -446,13 +446,13 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def test_split(tmp_path):
+def sample_split(tmp_path):
     from cbt.io import SAMPLE_PATH
 
     return SAMPLE_PATH
 
 
-def test_cli_flow_import_sample_export(tmp_path, capsys, monkeypatch, test_split) -> None:
+def test_cli_flow_import_sample_export(tmp_path, capsys, monkeypatch, sample_split) -> None:
     import json
 
     import yaml
@@ -464,18 +464,18 @@ def test_cli_flow_import_sample_export(tmp_path, capsys, monkeypatch, test_split
     assert _cli(capsys, "--db", db, "add-user", "alice", "--password-env", "PW")[0] == 0
     code, _, err = _cli(capsys, "--db", db, "add-user", "bob", "--password", "bob-pw")
     assert code == 0 and "warning: --password" in err
-    records = load_cbtqa(test_split)[:4]
+    records = load_cbtqa(sample_split)[:4]
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"id": r.id, "prediction": f"回答 {r.id}", "backbone": b}) + "\n"
                              for r in records for b in BACKBONES), encoding="utf-8")  # fmt: skip
-    code, out, _ = _cli(capsys, "--db", db, "import-ratings", str(preds), "--questions", str(test_split))
+    code, out, _ = _cli(capsys, "--db", db, "import-ratings", str(preds), "--questions", str(sample_split))
     assert code == 0 and json.loads(out) == {"rows": 8, "new_items": 8}
-    assert json.loads(_cli(capsys, "--db", db, "import-ratings", str(preds), "--questions", str(test_split))[1]) == {
+    assert json.loads(_cli(capsys, "--db", db, "import-ratings", str(preds), "--questions", str(sample_split))[1]) == {
         "rows": 8, "new_items": 0}  # fmt: skip
-    code, _, err = _cli(capsys, "--db", db, "sample-labels", str(test_split), "--n", "100000")
+    code, _, err = _cli(capsys, "--db", db, "sample-labels", str(sample_split), "--n", "100000")
     assert code == 2 and "--n: asked for 100000 items but only" in err
     sample = tmp_path / "sample.jsonl"
-    assert _cli(capsys, "--db", db, "sample-labels", str(test_split), "--n", "7", "--out", str(sample))[0] == 0
+    assert _cli(capsys, "--db", db, "sample-labels", str(sample_split), "--n", "7", "--out", str(sample))[0] == 0
     store = AnnotationStore(db)
     alice = store.login("alice", "alice-pw").token
     view = store.rating_next(alice)
@@ -519,12 +519,12 @@ def test_cli_flow_import_sample_export(tmp_path, capsys, monkeypatch, test_split
     assert sqlite3.connect(tmp_path / "b.sqlite3").execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 3
 
 
-def test_cli_label_sample_is_stable_and_seeded(tmp_path, capsys, test_split) -> None:
+def test_cli_label_sample_is_stable_and_seeded(tmp_path, capsys, sample_split) -> None:
     import json
 
     def sample(name: str, n: int, seed: int) -> list[str]:
         out = tmp_path / f"{name}.jsonl"
-        assert _cli(capsys, "--db", f"sqlite:///{tmp_path}/{name}.sqlite3", "sample-labels", str(test_split),
+        assert _cli(capsys, "--db", f"sqlite:///{tmp_path}/{name}.sqlite3", "sample-labels", str(sample_split),
                     "--n", str(n), "--seed", str(seed), "--out", str(out))[0] == 0  # fmt: skip
         return [json.loads(line)["item_id"] for line in out.read_text().splitlines()]
 
