@@ -181,3 +181,14 @@ def test_evaluation_tab_in_chromium_shows_a_report_and_refreshes(inputs: dict[st
             browser.close()
     finally:
         demo.close()
+
+
+def test_tab_evaluate_form_reads_allowed_folders_only(inputs: dict[str, Path], monkeypatch) -> None:
+    from eval.tabs.evaluation import evaluate_form
+
+    assert "only files inside the repository" in evaluate_form("/etc/passwd", str(inputs["refs"]), "", "", ["bleu"])
+    monkeypatch.setenv("CBT_DATA_DIR", str(inputs["refs"].parent))
+    out = evaluate_form(str(inputs["third"]), str(inputs["refs"]), "", "", ["bleu", "chrf"])
+    assert "third: 6 pairs" in out and "chrF" in out
+    bad = evaluate_form(str(inputs["third"]), str(inputs["refs"]), "text", "", ["bleu"])
+    assert bad.startswith("**Error:**") and "third.jsonl:1: field 'text' must be a string" in bad

@@ -6,12 +6,15 @@ one, else the committed reports/ folder. It only reads files: nothing here compu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from eval.report import find_reports, read_report, reports_root
+from eval.report import REPO, find_reports, read_report, reports_root
+
+FORM_METRICS = ["bleu", "chrf", "meteor", "structure", "distortion_coverage"]
 
 
 def _choices(root: Path) -> list[tuple[str, str]]:
@@ -46,6 +49,52 @@ def view(root: Path, rel: str | None) -> tuple[str, list[Any], Any]:
     return rep["markdown"], images, table
 
 
+def allowed_roots() -> list[Path]:
+    """Folders the evaluate form may read: the repository, CBT_DATA_DIR, and the shared data beside the repo."""
+    roots = [REPO, REPO.parent / "shared" / "data"]
+    if os.environ.get("CBT_DATA_DIR"):
+        roots.append(Path(os.environ["CBT_DATA_DIR"]))
+    return [r.resolve() for r in roots]
+
+
+def _server_file(path: str, what: str) -> str:
+    p = Path((path or "").strip()).expanduser()
+    if not str(p) or str(p) == ".":
+        raise ValueError(f"give the {what} file's path on the server")
+    full = (p if p.is_absolute() else REPO / p).resolve()
+    if not any(full.is_relative_to(r) for r in allowed_roots()):
+        raise ValueError(f"{what}: only files inside the repository, CBT_DATA_DIR or ../shared/data can be read")
+    return str(full)
+
+
+def evaluate_form(preds: str, refs: str, pred_field: str, ref_field: str, metrics: list[str]) -> str:
+    """The `evaluate` CLI's table for two server files (same functions), or the one-line error."""
+    from eval.config import EvalConfig
+    from eval.scoring import format_text_table, run_evaluate
+
+    try:
+        files = _server_file(preds, "predictions"), _server_file(refs, "references")
+        fields = {"reference_field": ref_field or "answer", "prediction_field": pred_field or "prediction"}
+        cfg = EvalConfig(*files, list(metrics), **fields, n_boot=200, allow_missing=True)
+        return "```\n" + format_text_table(run_evaluate(cfg)) + "```"
+    except (ValueError, FileNotFoundError) as exc:
+        return f"**Error:** {exc}"
+
+
+def _form() -> None:
+    with gr.Accordion("Evaluate two files on the server 评估", open=False):
+        with gr.Row():
+            preds = gr.Textbox(label="Predictions file", placeholder="outputs/preds.jsonl", elem_id="eval-preds")
+            refs = gr.Textbox(label="References file", placeholder="cbt/data/sample_cbtqa.jsonl", elem_id="eval-refs")
+        with gr.Row():
+            pred_field = gr.Textbox("prediction", label="Prediction field")
+            ref_field = gr.Textbox("answer", label="Reference field (AutoCBT: cbt_answer)")
+            metrics = gr.CheckboxGroup(FORM_METRICS, value=FORM_METRICS[:3], label="Metrics")
+        run = gr.Button("Evaluate", elem_id="eval-run")
+        result = gr.Markdown(elem_id="eval-result")
+        run.click(evaluate_form, [preds, refs, pred_field, ref_field, metrics], result, concurrency_limit=1)
+
+
 def create_evaluation_tab(root: str | Path | None = None) -> None:
     """A report picker (newest first), a refresh button, the report, its charts and Table 4."""
     with gr.Tab("Evaluation 评估", id="evaluation"):
@@ -59,6 +108,7 @@ def create_evaluation_tab(root: str | Path | None = None) -> None:
         gallery = gr.Gallery(img0, label="Charts 图表", columns=2, height="auto", elem_id="eval-charts")
         table = gr.Dataframe(tab0, label="Table 4 (CSV)", interactive=False, wrap=True, elem_id="eval-table")
         markdown = gr.Markdown(md0, elem_id="eval-report")
+        _form()
 
         known = gr.State([v for _, v in choices])
 
