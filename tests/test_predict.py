@@ -156,7 +156,7 @@ def test_openai_backbone_concurrent_and_a_failed_request_is_retried_on_rerun(
 def test_sigkill_mid_run_then_rerun_gives_exactly_one_row_per_id(tmp_path: Path, tiny_model_dir: Path) -> None:
     rows = _questions(tmp_path / "q.jsonl", 12)
     out = tmp_path / "p.jsonl"
-    with FakeOpenAI(latency=0.25) as server:
+    with FakeOpenAI(latency=0.4) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "fake-cbt", "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "cbt", "predict", "--backbone", "openai", "--input", str(tmp_path / "q.jsonl"),
                "--output", str(out), "--concurrency", "1", "--no-progress",
