@@ -1,4 +1,5 @@
-"""The psychologists' rating and distortion-labelling store and tabs. Imports cbt/ and eval/.
+"""The psychologists' rating and distortion-labelling work. Imports cbt/ and eval/.
 
-Not built yet: see the annotation issue.
+Store: annotation.store (SQLite by default, PostgreSQL by URL; auth, rows, export, sampling); CLI: `python -m cbt
+annotate`; tabs and API endpoints: annotation.tabs (pure helpers in annotation.ui).
 """

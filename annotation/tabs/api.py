@@ -51,9 +51,11 @@ def add_annotation_api(store: AnnotationStore) -> None:
         skipped: bool | None = None,
     ) -> dict:
         """Save the given fields (null = unchanged) of the rater's row; scores 0-2. Committed when it returns."""
-        store.session(token)  # the login is checked before the input, so a caller without one learns nothing else
-        return store.save_rating(token, item_id, relevance=relevance, structure=structure, helpfulness=helpfulness,
-                                 comment=comment, flag=flag, skipped=skipped)  # fmt: skip
+        # The store checks the login before the input, so a caller without one learns nothing else.
+        return store.save_rating(
+            token, item_id, relevance=relevance, structure=structure, helpfulness=helpfulness,
+            comment=comment, flag=flag, skipped=skipped,
+        )  # fmt: skip
 
     def label_next(token: str) -> dict | None:
         """The rater's first unfinished labelling item, or null when all are done."""
@@ -68,7 +70,6 @@ def add_annotation_api(store: AnnotationStore) -> None:
         skipped: bool | None = None,
     ) -> dict:
         """Save the given fields (null = unchanged): taxonomy ids or ["none"], key thought, confidence 1-3."""
-        store.session(token)
         return store.save_label(token, item_id, distortions=distortions, key_thought=key_thought,
                                 confidence=confidence, skipped=skipped)  # fmt: skip
 
