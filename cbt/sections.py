@@ -47,7 +47,6 @@ _NUMBERED = re.compile(
 )
 _BULLET = re.compile(r"^\s*[-*•·]\s")
 _HEAD_PREFIX = r"^\s*(?:#{1,4}\s*)?(?:\d{1,2}[.、．)）]\s*|[一二三四五六][、.．]\s*)?(?:\*\*|【|\[)?\s*"
-_UNIT_START = r"(?<![^\s。！？!?…”’\"」』）)\]】])"
 _HEAD_SUFFIX = r"\s*(?:\*\*|】|\])?\s*(?:[:：]|\*\*|】|\n|$)"
 
 
@@ -114,7 +113,7 @@ def split_units(text: str) -> list[Unit]:
 
 
 @lru_cache(maxsize=1)
-def _lexicon() -> tuple[list[tuple[str, str, re.Pattern[str]]], re.Pattern[str], re.Pattern[str]]:
+def _lexicon() -> tuple[list[tuple[str, str, re.Pattern[str]]], re.Pattern[str], list[tuple[str, re.Pattern[str]]]]:
     raw = load_resource("segmenter.yaml")
     cues = [
         (f"cue:{sec}{i}", sec, re.compile(p, re.IGNORECASE if re.search("[A-Za-z]", p) else 0))
@@ -129,9 +128,12 @@ def _lexicon() -> tuple[list[tuple[str, str, re.Pattern[str]]], re.Pattern[str],
         ),
         re.IGNORECASE,
     )
-    # "^" in an announcement means "at the start of a sentence unit"; the text is scanned once.
-    alts = (f"(?P<{sec}>{'|'.join(pats)})" for sec, pats in raw["announce"].items())
-    ann = re.compile("|".join(alts).replace("^", _UNIT_START))
+    # Announcements: one pattern per section scanned over the text, and the "^" ones (at the start of a
+    # sentence unit) as one anchored pattern tried on each unit (a lookbehind would slow the scan 2x).
+    ann_pats = [(sec, [p for p in pats if not p.startswith("^")]) for sec, pats in raw["announce"].items()]
+    ann = [(sec, re.compile("|".join(pats))) for sec, pats in ann_pats if pats]
+    heads_of = ((sec, [p[1:] for p in pats if p.startswith("^")]) for sec, pats in raw["announce"].items())
+    ann.append(("", re.compile("|".join(f"(?P<{sec}>{'|'.join(ps)})" for sec, ps in heads_of if ps) or "(?!)")))
     return cues, heads, ann
 
 
@@ -177,13 +179,14 @@ def unit_features(text: str, units: Sequence[Unit]) -> list[list[str]]:
             f += map(_PREV.__getitem__, unit_secs[i - 1])
         if i < n - 1:
             f += map(_NEXT.__getitem__, unit_secs[i + 1])
-        f += _position_flags(i, n)
+        if i < 2 or i >= n - 2:
+            f += _position_flags(i, n)
         if u.para_start:
             f.append("para")
         if n_para > 2:
             f.append(_PFIRST[min(para_of[i], 3)])
             f.append(_PLAST[min(n_para - 1 - para_of[i], 3)])
-        if t.endswith(("？", "?")) or t.rstrip('”’"」』）)').endswith(("？", "?")):
+        if t.endswith(_QMARKS) or (t.endswith(_CLOSERS) and t.rstrip(_CLOSERS_S).endswith(_QMARKS)):
             f.append("q_end")
         f.append("w1:" + t[:1])
         f.append("w2:" + t[:2])
@@ -211,6 +214,8 @@ _LEN = [f"len{k}" for k in range(7)]
 _PFIRST = [f"pfirst{k}" for k in range(4)]
 _PLAST = [f"plast{k}" for k in range(4)]
 _P, _PREV, _NEXT = ({sec: f"{pre}:{sec}" for sec in SECTION_IDS} for pre in ("P", "prev", "next"))
+_QMARKS, _CLOSERS_S = ("？", "?"), '”’"」』）)'
+_CLOSERS = tuple(_CLOSERS_S)
 _ANN = {sec: (f"A:{sec}", f"AP:{sec}", f"A0:{sec}") for sec in SECTION_IDS}
 
 
@@ -231,11 +236,18 @@ def _announced(text: str, units: Sequence[Unit], para_of: list[int]) -> list[lis
     """Which section the latest announcing sentence named ("让我们来挑战一下这个想法：", "以下是一些建议："):
     A:sec after it, AP:sec too while in its paragraph, A0:sec on the announcing unit itself."""
     starts = [u.start for u in units]
-    own: dict[int, str] = {}
-    for m in _lexicon()[2].finditer(text):
-        i = bisect_right(starts, m.start()) - 1
-        if i >= 0 and m.start() < units[i].end:
-            own.setdefault(i, m.lastgroup)
+    *scans, (_, at_start) = _lexicon()[2]
+    first: dict[int, tuple[int, int, str]] = {}  # unit -> (offset, section order, section) of its first hit
+    for order, (sec, pattern) in enumerate(scans):
+        for m in pattern.finditer(text):
+            i = bisect_right(starts, m.start()) - 1
+            if i >= 0 and m.start() < units[i].end:
+                first[i] = min(first.get(i, (m.start(), order, sec)), (m.start(), order, sec))
+    for i, u in enumerate(units):
+        m = at_start.match(u.text)
+        if m and (i not in first or first[i][0] > u.start):
+            first[i] = (u.start, -1, m.lastgroup)
+    own = {i: sec for i, (_, _, sec) in first.items()}
     out: list[list[str]] = []
     last, last_para = None, -1
     for i in range(len(units)):
@@ -272,42 +284,50 @@ def unit_bigrams(units: Sequence[Unit]) -> list[list[str]]:
     return [["b:" + u.text[j : j + 2] for j in range(len(u.text) - 1)] for u in units]
 
 
-def _bigram_keys(codes: np.ndarray) -> np.ndarray:
-    return (codes[:-1].astype(np.uint64) << np.uint64(32)) | codes[1:].astype(np.uint64)
-
-
-def _codes(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-
-
 class Model:
-    """Weights in the form decoding reads: {feature: [weight per label]} plus a sorted bigram table."""
+    """Weights in the form decoding reads: {feature: [weight per label]} plus a bigram table.
+
+    Bigrams are looked up by direct addressing: each character of the bigram vocabulary gets a small id
+    (0 for any other character) and `index[id1 * n_chars + id2]` is the bigram's row in `table`; the last
+    row is zeros and stands for "not in the vocabulary".
+    """
 
     def __init__(self, weights: dict[str, dict[str, float]]) -> None:
         self.vec = {n: [row.get(lab, 0.0) for lab in LABELS] for n, row in weights.items() if not n.startswith("b:")}
-        grams = sorted((_bigram_keys(_codes(n[2:]))[0], n) for n in weights if n.startswith("b:") and len(n) == 4)
-        # A sentinel key past every real one, with a zero row, stands for "not in the table".
-        self.keys = np.array([k for k, _ in grams] + [np.iinfo(np.uint64).max], dtype=np.uint64)
-        rows = [[weights[n].get(lab, 0.0) for lab in LABELS] for _, n in grams] + [[0.0] * len(LABELS)]
+        self.row_of = {n: k for k, n in enumerate(self.vec)}
+        self.missing = len(self.vec)  # row index of the zero row that unknown features read
+        self.feat_table = np.array([*self.vec.values(), [0.0] * len(LABELS)])
+        grams = [n[2:] for n in weights if n.startswith("b:") and len(n) == 4]
+        chars = sorted({c for g in grams for c in g})
+        self.n_chars = len(chars) + 1
+        self.char_id = np.zeros(0x110000, dtype=np.int32 if self.n_chars > 2**15 else np.int16)
+        self.char_id[[ord(c) for c in chars]] = np.arange(1, self.n_chars)
+        self.index = np.full(self.n_chars**2, len(grams), dtype=np.int32 if len(grams) >= 2**15 else np.int16)
+        ids = self.char_id[[[ord(c) for c in g] for g in grams]].reshape(-1, 2).astype(np.int64)
+        self.index[ids[:, 0] * self.n_chars + ids[:, 1]] = np.arange(len(grams))
+        rows = [[weights["b:" + g].get(lab, 0.0) for lab in LABELS] for g in grams] + [[0.0] * len(LABELS)]
         self.table = np.array(rows)
 
     def bigram_emissions(self, text: str, units: Sequence[Unit]) -> np.ndarray:
         """Sum of the bigram weights inside each unit (same result as scoring unit_bigrams' strings):
         one lookup over the whole text, then differences of a running sum at the unit borders."""
-        keys = _bigram_keys(_codes(text))
-        pos = self.keys.searchsorted(keys)
-        pos[self.keys[pos] != keys] = len(self.keys) - 1
-        running = np.zeros((len(keys) + 1, len(LABELS)))
-        np.cumsum(self.table[pos], axis=0, out=running[1:])
+        ids = self.char_id[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)].astype(np.int32)
+        rows = self.table[self.index[ids[:-1] * self.n_chars + ids[1:]]]
+        running = np.zeros((max(len(text), 1), len(LABELS)))
+        np.cumsum(rows, axis=0, out=running[1:])
         borders = np.array([(u.start, u.end - 1) for u in units], dtype=np.int64).reshape(-1, 2)
         return running[borders[:, 1]] - running[borders[:, 0]]
 
     def emissions(self, text: str, units: Sequence[Unit], feats: list[list[str]]) -> list[list[float]]:
-        get = self.vec.get
-        return [
-            list(map(sum, zip(base, *filter(None, map(get, f)), strict=True)))
-            for base, f in zip(self.bigram_emissions(text, units).tolist(), feats, strict=True)
-        ]
+        """Per unit and label: the summed weights of its features and bigrams (one gather, one reduce)."""
+        if not units:
+            return []
+        get, rows, firsts = self.row_of.get, [], []
+        for f in feats:
+            firsts.append(len(rows))
+            rows += map(get, f, itertools.repeat(self.missing, len(f)))
+        scores = np.add.reduceat(self.feat_table[rows], firsts, axis=0)
+        return (scores + self.bigram_emissions(text, units)).tolist()
 
 
 @lru_cache(maxsize=1)

@@ -111,3 +111,19 @@ def test_announced_section_carries_to_the_following_list() -> None:
     assert labels[text.index("有没有人")] == "challenge"
     assert labels[text.index("和朋友")] == "strategy"
     assert labels[text.index("加油")] == "encouragement"
+
+
+def test_fast_scoring_equals_scoring_the_feature_strings(autocbt_dir: Path) -> None:
+    """Model.emissions (numpy gathers, direct-addressed bigrams) = summing each feature's weights by name,
+    the way the trainer sees them; edge cases: empty, one character, characters outside the vocabulary."""
+    from cbt.sections import LABELS, Model, _weights, split_units, unit_bigrams, unit_features
+
+    weights = _weights()
+    model = Model(weights)
+    texts = [g.text for g in load_offset_gold(GOLD / "real_sections.jsonl", autocbt_dir)[:20]]
+    for text in [*texts, "", "好", "😀你好😀。\n\nok ok！"]:
+        units = split_units(text)
+        fast = np.array(model.emissions(text, units, unit_features(text, units))).reshape(-1, len(LABELS))
+        names = [f + b for f, b in zip(unit_features(text, units), unit_bigrams(units), strict=True)]
+        slow = [[sum(weights[n].get(lab, 0.0) for n in f if n in weights) for lab in LABELS] for f in names]
+        assert fast == pytest.approx(np.array(slow).reshape(-1, len(LABELS)), abs=1e-9)
