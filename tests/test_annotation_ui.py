@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -179,6 +180,14 @@ def log_in(context: object, url: str, tab: str, prefix: str, user: str) -> objec
     return page
 
 
+def wait_until(predicate: Callable[[], bool], seconds: float = TIMEOUT / 1000) -> None:
+    """Poll the store until what the page said is on disk (the page's status follows the store's return)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the store"
+        time.sleep(0.1)
+
+
 def wait_text(page: object, selector: str, text: str) -> None:
     page.wait_for_selector(f"{selector}:has-text('{text}')", timeout=TIMEOUT)
 
@@ -205,9 +214,11 @@ def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: t
     for metric, score in (("relevance", 2), ("structure", 1), ("helpfulness", 2)):
         pick(alice, metric, score)
     wait_text(alice, "#rate-progress", "1 / 4 done")
-    alice.fill("#rate-comment textarea", "alice的私人备注")
-    alice.click("#rate-heading")  # leaving the box saves the comment
-    wait_text(alice, "#rate-status", "comment")
+    alice.locator("#rate-comment textarea").press_sequentially("alice的私人备注")  # typed, as a rater does
+    alice.wait_for_function(  # saved as typed: no need to leave the box first
+        "() => document.querySelector('#rate-status').innerText.includes('comment')", timeout=TIMEOUT
+    )
+    wait_until(lambda: any(r["comment"] == "alice的私人备注" for r in store.rating_rows()))
     alice.click("#rate-next")
     wait_text(alice, "#rate-heading", "2 / 4")
     second_q = alice.input_value("#rate-question textarea")

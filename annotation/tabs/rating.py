@@ -46,7 +46,7 @@ class RatingPage(TaskPage):
                         elem_id=f"rate-{m}")
             for m in ui.METRICS
         }  # fmt: skip
-        self.comment = gr.Textbox(label="Comment 备注 (optional, saved when you leave the box 离开输入框即保存)",
+        self.comment = gr.Textbox(label="Comment 备注 (optional, saved as you type 输入即保存)",
                                   lines=2, max_length=2000, elem_id="rate-comment")  # fmt: skip
         self.flag = gr.Checkbox(label="Flag 标记 (harmful or needs follow-up)", elem_id="rate-flag")
         with gr.Row():
@@ -77,9 +77,11 @@ class RatingPage(TaskPage):
         ask = [self.token, self.item_id, self.show_sections]
         for m, radio in self.scores.items():
             radio.input(self.saver(m), [self.token, self.item_id, radio], [self.status, self.progress], queue=False)
-        for box, event, field in ((self.comment, "blur", "comment"), (self.flag, "input", "flag")):
+        # The comment saves as it is typed (always_last: one save in flight, the newest text wins) and on leaving.
+        for box, event, field in ((self.comment, "input", "comment"), (self.comment, "blur", "comment"),
+                                  (self.flag, "input", "flag")):  # fmt: skip
             getattr(box, event)(self.saver(field), [self.token, self.item_id, box], [self.status, self.progress],
-                                queue=False)  # fmt: skip
+                                queue=False, trigger_mode="always_last")  # fmt: skip
         self.skip_btn.click(self.skip, ask, page, queue=False)
         self.prev.click(lambda t, i, h: self.go(t, i, h, -1), ask, page, queue=False)
         self.next.click(lambda t, i, h: self.go(t, i, h, 1), ask, page, queue=False)
