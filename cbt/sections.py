@@ -311,6 +311,8 @@ class Model:
     def bigram_emissions(self, text: str, units: Sequence[Unit]) -> np.ndarray:
         """Sum of the bigram weights inside each unit (same result as scoring unit_bigrams' strings):
         one lookup over the whole text, then differences of a running sum at the unit borders."""
+        if len(self.table) == 1:  # weights trained without bigrams
+            return np.zeros((len(units), len(LABELS)))
         ids = self.char_id[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)].astype(np.int32)
         rows = self.table[self.index[ids[:-1] * self.n_chars + ids[1:]]]
         running = np.zeros((max(len(text), 1), len(LABELS)))

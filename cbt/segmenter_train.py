@@ -151,7 +151,7 @@ class _Batch:
         return float(((log_z - gold) * self.sw).sum())
 
 
-def _sequences(golds: Sequence[GoldAnswer], weights: Sequence[float] | None) -> list[_Sequence]:
+def _sequences(golds: Sequence[GoldAnswer], weights: Sequence[float] | None, bigrams: bool = True) -> list[_Sequence]:
     index = {lab: k for k, lab in enumerate(LABELS)}
     out = []
     for n, g in enumerate(golds):
@@ -161,7 +161,9 @@ def _sequences(golds: Sequence[GoldAnswer], weights: Sequence[float] | None) -> 
             paras = [u.para_start for u in units]
             weight = 1.0 if weights is None else float(weights[n])
             sizes = [u.end - u.start for u in units]
-            feats = [f + b for f, b in zip(unit_features(g.text, units), unit_bigrams(units), strict=True)]
+            feats = unit_features(g.text, units)
+            if bigrams:
+                feats = [f + b for f, b in zip(feats, unit_bigrams(units), strict=True)]
             out.append(_Sequence(feats, labels, paras, forced_labels(units), weight, sizes))
     return out
 
@@ -174,14 +176,16 @@ def train(
     lr: float = 0.05,
     margin: float = 0.0,
     min_count: int = 1,
+    bigrams: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Linear-chain CRF (L2-regularised likelihood, full-batch Adam); returns {feature: {label: weight}}.
 
     Scores are linear in the same features and transitions the Viterbi decoder reads, so the result
     drops into cbt.sections unchanged. `weights` scales each answer's share of the likelihood; features
-    seen in fewer than `min_count` answers are left out (smaller weights file, faster segmenting).
+    seen in fewer than `min_count` answers are left out (smaller weights file, faster segmenting);
+    `bigrams=False` trains without character bigrams (about 20% faster segmenting, less accurate).
     """
-    seqs = _sequences(golds, weights)
+    seqs = _sequences(golds, weights, bigrams)
     seen = Counter(f for s in seqs for f in {f for fs in s.feats for f in fs})
     fidx = {f: k for k, f in enumerate(sorted(f for f, c in seen.items() if c >= min_count))}
     short = [s for s in seqs if len(s.labels) <= _BUCKET]
@@ -287,6 +291,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--l2", type=float, default=10.0, help="L2 penalty on the weights (CRF regulariser)")
     p.add_argument("--iters", type=int, default=200, help="full-batch Adam steps")
     p.add_argument("--min-count", type=int, default=3, help="drop features seen in fewer training answers")
+    p.add_argument("--no-bigrams", action="store_true", help="no character-bigram features (faster, less accurate)")
     p.add_argument(
         "--offset-gold-weight", type=float, default=4.0, help="weight of each offset-gold answer in the likelihood"
     )
@@ -299,7 +304,9 @@ def main(argv: Sequence[str]) -> int:
         real = load_offset_gold(gold_path, source_dir)
         golds += real
         answer_weights += [args.offset_gold_weight] * len(real)
-    weights = train(golds, answer_weights, l2=args.l2, iters=args.iters, min_count=args.min_count)
+    weights = train(
+        golds, answer_weights, l2=args.l2, iters=args.iters, min_count=args.min_count, bigrams=not args.no_bigrams
+    )
     write_json(
         Path(args.out),
         {
@@ -310,6 +317,7 @@ def main(argv: Sequence[str]) -> int:
             "l2": args.l2,
             "iters": args.iters,
             "min_count": args.min_count,
+            "bigrams": not args.no_bigrams,
             "offset_gold_weight": args.offset_gold_weight,
             "weights": weights,
         },

@@ -90,13 +90,15 @@ def test_crf_gradient_matches_finite_differences() -> None:
         assert grads[which][index] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-6)
 
 
-def test_crf_learns_the_sample_sections_and_generalises() -> None:
+@pytest.mark.parametrize("bigrams", [True, False])
+def test_crf_learns_the_sample_sections_and_generalises(bigrams: bool) -> None:
     """A short CRF run on 60 sample answers labels held-out sample answers well (chance is ~0.3)."""
     train_set, test_set = split_records(load_sample())
     golds = golds_from_records(train_set)
     random.Random(1).shuffle(golds)
-    weights = train(golds[:60], iters=60, lr=0.1)
+    weights = train(golds[:60], iters=60, lr=0.1, bigrams=bigrams)
     assert {"T1:<s>", "T0:strategy", "bias"} <= set(weights)
+    assert any(n.startswith("b:") for n in weights) == bigrams
     assert char_accuracy(golds[:60], weights) > 0.9
     assert char_accuracy(golds_from_records(test_set), weights) > 0.85
 
