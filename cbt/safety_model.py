@@ -49,7 +49,7 @@ def features(normalized: str) -> set[str]:
     for n in (2, 3):
         for i in range(len(chars) - n + 1):
             gram = chars[i : i + n]
-            if " " in gram or (n < 3 and gram.isascii()):
+            if " " in gram or gram.isascii():
                 continue
             out.add("c" + gram)
     words = _WORD.findall(normalized)
@@ -57,8 +57,6 @@ def features(normalized: str) -> set[str]:
         out.add("w" + word)
         if i:
             out.add(f"b{words[i - 1]}_{word}")
-        padded = f"<{word}>"
-        out.update("p" + padded[j : j + 4] for j in range(len(padded) - 3))
     return out | concept_features(normalized)
 
 

@@ -25,7 +25,7 @@ FIGURES = {
     "crisis_dev.jsonl": (1.0, 0.0),
     "crisis_heldout.jsonl": (1.0, 0.0),
     "crisis_heldout2.jsonl": (1.0, 0.0),
-    "crisis_heldout3.jsonl": (1.0, 0.05),  # not blind any more: misses read for error analysis
+    "crisis_heldout3.jsonl": (1.0, 0.04),  # not blind any more: misses read for error analysis
 }
 
 
@@ -151,7 +151,7 @@ def test_safety_train_cli_writes_a_model_that_separates(tmp_path: Path) -> None:
 
 def test_spans_cover_sentences_and_neighbouring_pairs() -> None:
     assert spans("一。二。三") == ["一。", "二。", "三", "一。二。", "二。三"]
-    assert {"c不想", "wwant", "bwant_to", "p<wan"} <= features(normalize("不想 want to"))
+    assert {"c不想", "wwant", "bwant_to", "kWANT", "kNEG", "oNEG>WANT"} <= features(normalize("不想 want to"))
 
 
 def test_rule_reasons_is_the_lexicon_alone() -> None:
