@@ -2,7 +2,15 @@
 
 Tuned for recall first. Rules live in cbt/resources/safety.yaml: signal lexicons (explicit, passive,
 methods, self-harm, slang, plans), benign spans (everyday 死-idioms), and context rules (negation,
-reports about media or study, third parties). On risk, the app shows `crisis_reply()` and no model text.
+reports about media or study, third parties). When no rule fires, the learned model (cbt/safety_model.py)
+reads the message sentence by sentence, benign spans blanked out; ambiguous goodbye cues ('大家保重',
+'paid off my debts') count only when that model leans to risk as well. Text is normalised first (NFKC,
+lower case, common traditional characters as simplified). On risk, the app shows `crisis_reply()` and no
+model text.
+
+Policies: someone else at risk (a friend, a child) is a crisis for the user too, level elevated, with a
+reason saying so; past ideation or a past attempt is flagged as elevated (a strong risk factor; recall first);
+a credible denial ("我从来没想过自杀") is safe, a denial followed by a wish not to live is not.
 
 >>> assess("笑死我了，今天累死了").crisis
 False

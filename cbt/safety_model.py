@@ -3,8 +3,12 @@
 The lexicon (cbt/safety.py) is precise but misses phrasings it has never met; blind test sets showed it.
 This model adds recall where the lexicon is silent. It scores every sentence of a message, and every pair
 of neighbouring sentences, and keeps the highest score, so one risky line buried in a long post is enough.
-Features: 2-3 character n-grams of Chinese (single characters such as 想 or 活 misled it); words, word
-pairs and 4-letter pieces of English words (typos).
+Features: 2-3 character n-grams of Chinese (single characters such as 想 or 活 misled it); English words
+and word pairs (sub-word pieces over-fired on everyday English); and word classes from safety.yaml's
+`concepts` with their order in a clause (想 ... 消失 -> WANT>DEATH), so an unseen phrasing still shares
+features with known ones. Training: SGD logistic regression, the mean of three shuffles, positives weighted
+3x; data: the tuned gold sets, the hand-written cbt/resources/safety_train/*.jsonl (incl. 640 templated
+everyday English sentences) and rule-silent sentences of the sample set's posts and answers as negatives.
 A second model of the same form separates imminent risk (plan, means at hand, goodbye) from elevated.
 Weights live in cbt/resources/safety_model.json.
 
