@@ -114,6 +114,9 @@ def assess(message: str) -> SafetyResult:
     if not reasons:
         return _second_opinion(text)
     level: Level = "imminent" if "imminent" in reasons.values() and not third_party_only else "elevated"
+    if level == "elevated" and _model_says_imminent(text):
+        level = "imminent"
+        reasons["plan-like or goodbye language (learned imminence model)"] = "imminent"
     ordered = sorted(reasons, key=lambda r: reasons[r] != "imminent")
     if third_party_only:
         ordered.append("a third party may be at risk: encourage reaching them and professional help")
@@ -179,6 +182,13 @@ def _model_agrees(text: str) -> bool:
     return model is None or model.score(mask_benign(text))[0] >= model.corroborate_threshold
 
 
+def _model_says_imminent(text: str) -> bool:
+    from cbt.safety_model import load_model
+
+    model = load_model()
+    return model is not None and model.is_imminent(mask_benign(text))
+
+
 def _second_opinion(text: str) -> SafetyResult:
     """When no rule fired, the learned model may still flag risk-like language (recall first)."""
     from cbt.safety_model import load_model
@@ -194,7 +204,7 @@ def _second_opinion(text: str) -> SafetyResult:
     if rules["third_party"].search(sentence) and not rules["first_person"].search(sentence):
         reasons[0] += " (about someone else)"
         reasons.append("a third party may be at risk: encourage reaching them and professional help")
-    level: Level = "imminent" if model.is_imminent(text) else "elevated"
+    level: Level = "imminent" if model.is_imminent(mask_benign(text)) else "elevated"
     return SafetyResult(True, level, reasons)
 
 
