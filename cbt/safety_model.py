@@ -101,6 +101,25 @@ def spans(normalized: str) -> list[str]:
     return sents + [a + b for a, b in itertools.pairwise(sents)]
 
 
+def span_features(normalized: str) -> list[tuple[str, set[str]]]:
+    """`spans` with their features, each sentence featurised once: a pair's features are its two sentences'
+    plus what crosses the break (the English word pair, the word-class pairs); n-grams never cross it,
+    since the break is punctuation. Equal to `features(a + b)`, at about half the cost on long posts."""
+    sents = sentences(normalized)
+    feats = [features(s) for s in sents]
+    out = list(zip(sents, feats, strict=True))
+    for i in range(len(sents) - 1):
+        a, b = sents[i], sents[i + 1]
+        bridge = set()
+        last, first = _WORD.findall(a)[-1:], _WORD.findall(b)[:1]
+        if last and first:  # a sentence ends in punctuation, so the two words never merge
+            bridge.add(f"b{last[0]}_{first[0]}")
+        names = sorted({f[1:] for f in feats[i] | feats[i + 1] if f[0] == "k"})
+        bridge.update(f"s{x}+{y}" for j, x in enumerate(names) for y in names[j + 1 :])
+        out.append((a + b, feats[i] | feats[i + 1] | bridge))
+    return out
+
+
 @dataclass
 class LogReg:
     weights: dict[str, float]
@@ -108,7 +127,10 @@ class LogReg:
     threshold: float = DEFAULT_THRESHOLD
 
     def prob(self, normalized: str) -> float:
-        z = self.bias + sum(self.weights.get(f, 0.0) for f in features(normalized))
+        return self.prob_of(features(normalized))
+
+    def prob_of(self, feats: set[str]) -> float:
+        z = self.bias + sum(self.weights.get(f, 0.0) for f in feats)
         return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
     def to_json(self) -> dict:
@@ -134,12 +156,13 @@ class CrisisModel:
 
     def score(self, normalized: str) -> tuple[float, str]:
         """Highest span score and that span: one risky line in a long post is enough."""
-        return max(((self.risk.prob(s), s.strip()) for s in spans(normalized)), key=lambda x: x[0])
+        return max(((self.risk.prob_of(f), s.strip()) for s, f in span_features(normalized)), key=lambda x: x[0])
 
     def is_imminent(self, normalized: str) -> bool:
         if self.imminent is None:
             return False
-        return max(self.imminent.prob(s) for s in spans(normalized)) >= self.imminent.threshold
+        best = max(self.imminent.prob_of(f) for _, f in span_features(normalized))
+        return best >= self.imminent.threshold
 
     def to_json(self) -> dict:
         return {"risk": self.risk.to_json(), "imminent": self.imminent.to_json() if self.imminent else None}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cbt.safety import assess, normalize, rule_reasons
-from cbt.safety_model import TRAIN_DIR, features, load_examples, load_model, spans
+from cbt.safety_model import TRAIN_DIR, features, load_examples, load_model, span_features, spans
 from tests.conftest import GOLD, ROOT, read_jsonl
 
 # set: (minimum recall, maximum false-positive rate), as measured on this model (see the module docstring)
@@ -152,6 +152,13 @@ def test_safety_train_cli_writes_a_model_that_separates(tmp_path: Path) -> None:
 def test_spans_cover_sentences_and_neighbouring_pairs() -> None:
     assert spans("一。二。三") == ["一。", "二。", "三", "一。二。", "二。三"]
     assert {"c不想", "wwant", "bwant_to", "kWANT", "kNEG", "oNEG>WANT"} <= features(normalize("不想 want to"))
+
+
+@pytest.mark.parametrize("text", ["I want to end. tonight it is.", "我想。消失了。真的", "dog died. 14 years. miss"])
+def test_span_features_equal_featurising_each_span(text: str) -> None:
+    """The fast path (each sentence featurised once) must give exactly what the model was trained on."""
+    normalized = normalize(text)
+    assert span_features(normalized) == [(s, features(s)) for s in spans(normalized)]
 
 
 def test_rule_reasons_is_the_lexicon_alone() -> None:
