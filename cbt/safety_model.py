@@ -34,7 +34,7 @@ from cbt.taxonomy import RESOURCES
 MODEL_PATH = RESOURCES / "safety_model.json"
 TRAIN_DIR = RESOURCES / "safety_train"
 GOLD_DIR = Path(__file__).resolve().parents[1] / "tests" / "gold"
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.4  # recall first: 0.5 gave 1 fewer false alarm in 92 on heldout3
 CORROBORATE_THRESHOLD = 0.2  # the lower bar a lexicon goodbye cue needs from the model
 _SENTENCE = re.compile(r"[^。！？!?\n；;.…]+[。！？!?\n；;.…]*")
 _NON_TEXT = re.compile(r"[^\u3400-\u9fffa-z0-9]")

@@ -25,7 +25,7 @@ FIGURES = {
     "crisis_dev.jsonl": (1.0, 0.0),
     "crisis_heldout.jsonl": (1.0, 0.0),
     "crisis_heldout2.jsonl": (1.0, 0.0),
-    "crisis_heldout3.jsonl": (1.0, 0.03),  # not blind any more: misses read for error analysis
+    "crisis_heldout3.jsonl": (1.0, 0.035),  # not blind any more: misses read for error analysis
 }
 
 
