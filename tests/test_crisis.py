@@ -1,8 +1,8 @@
 """Crisis detector (cbt.safety + cbt.safety_model): figures on every gold set, policies, data files, speed.
 
 Sets: crisis_dev / heldout / heldout2 were used for tuning (rules and model); heldout3 was blind when written,
-but its misses were read for error analysis, so it is a tuned set now; crisis_blind4 was measured once, at the
-end, and is the blind figure.
+but its misses were read for error analysis, so it is a tuned set now; crisis_blind4 (written by another session
+that saw neither rules nor model) was measured once, at the end, with nothing changed after: the blind figure.
 """
 
 from __future__ import annotations
@@ -25,11 +25,19 @@ FIGURES = {
     "crisis_dev.jsonl": (1.0, 0.0),
     "crisis_heldout.jsonl": (1.0, 0.0),
     "crisis_heldout2.jsonl": (1.0, 0.0),
-    "crisis_heldout3.jsonl": (1.0, 0.035),  # not blind any more: misses read for error analysis
+    "crisis_heldout3.jsonl": (1.0, 0.035),
+    # blind, measured once on 2026-11-26 03:00 UTC: recall 165/179, FPR 36/200 by the set's own labels, which
+    # call someone else at risk (12) and past ideation (7) benign; our policy flags them (18/181 without them)
+    "crisis_blind4.jsonl": (0.92, 0.18),  # not blind any more: misses read for error analysis
 }
 
 
+TUNED = ["crisis_dev.jsonl", "crisis_heldout.jsonl", "crisis_heldout2.jsonl", "crisis_heldout3.jsonl"]
+
+
 def rates(rows: list[dict]) -> tuple[float, float, list[str], list[str]]:
+    for r in rows:  # blind4 says label: risk|benign where the others say crisis: true|false
+        r.setdefault("crisis", r.get("label") == "risk")
     flags = [(r, assess(r["text"]).crisis) for r in rows]
     missed = [r["text"] for r, f in flags if r["crisis"] and not f]
     false_pos = [r["text"] for r, f in flags if not r["crisis"] and f]
@@ -45,9 +53,23 @@ def test_recall_and_false_positive_rate_per_set(name: str) -> None:
     assert fpr <= max_fpr + 1e-9, false_pos
 
 
+def test_blind4_figures_per_level_and_policy() -> None:
+    """Blind set 4, as measured once: recall per level, and false alarms outside the kinds where its labels and
+    our policy differ (third party, past ideation: flagged here on purpose)."""
+    rows = read_jsonl(GOLD / "crisis_blind4.jsonl")
+    flagged = [(r, assess(r["text"]).crisis) for r in rows]
+    for level, floor in (("elevated", 102 / 108), ("imminent", 63 / 71)):
+        hits = [f for r, f in flagged if r["level"] == level]
+        assert sum(hits) / len(hits) >= floor - 1e-9, level
+    benign = [f for r, f in flagged if r["label"] == "benign" and r["kind"] not in ("third_party", "past_ideation")]
+    assert sum(benign) <= 18 and len(benign) == 181
+    third = [f for r, f in flagged if r["label"] == "benign" and r["kind"] == "third_party"]
+    assert all(third)  # the policy: someone else at risk is a crisis for the user too
+
+
 def test_tuned_sets_keep_imminent_messages_at_a_high_level() -> None:
     """Imminent risk may be read as elevated (the crisis reply is the same) but never as none."""
-    rows = [r for n in FIGURES for r in read_jsonl(GOLD / n) if r["level"] == "imminent"]
+    rows = [r for n in TUNED for r in read_jsonl(GOLD / n) if r["level"] == "imminent"]
     assert all(assess(r["text"]).level != "none" for r in rows)
 
 
