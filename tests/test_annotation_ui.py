@@ -180,11 +180,11 @@ def log_in(context: object, url: str, tab: str, prefix: str, user: str) -> objec
     return page
 
 
-def wait_until(predicate: Callable[[], bool], seconds: float = TIMEOUT / 1000) -> None:
+def wait_until(predicate: Callable[[], bool], seen: Callable[[], object], seconds: float = TIMEOUT / 1000) -> None:
     """Poll the store until what the page said is on disk (the page's status follows the store's return)."""
     deadline = time.monotonic() + seconds
     while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for the store"
+        assert time.monotonic() < deadline, f"timed out waiting for the store; it holds {seen()!r}"
         time.sleep(0.1)
 
 
@@ -218,7 +218,10 @@ def test_two_raters_rate_reload_resume_and_stay_apart(browser: object, served: t
     alice.wait_for_function(  # saved as typed: no need to leave the box first
         "() => document.querySelector('#rate-status').innerText.includes('comment')", timeout=TIMEOUT
     )
-    wait_until(lambda: any(r["comment"] == "alice的私人备注" for r in store.rating_rows()))
+    wait_until(
+        lambda: any(r["comment"] == "alice的私人备注" for r in store.rating_rows()),
+        lambda: [r["comment"] for r in store.rating_rows()],
+    )
     alice.click("#rate-next")
     wait_text(alice, "#rate-heading", "2 / 4")
     second_q = alice.input_value("#rate-question textarea")

@@ -85,8 +85,10 @@ class LabellingPage(TaskPage):
         page = [self.login.box, self.work, self.login.who, self.login.logout, *self.item]
         ask, saved = [self.token, self.item_id], [self.status, self.progress]
         self.distortions.input(self.on_distortions, [*ask, self.distortions], [self.distortions, *saved], queue=False)
-        for event in (self.key_thought.input, self.key_thought.blur):  # saved as typed; the newest text wins
-            event(self.saver("key_thought"), [*ask, self.key_thought], saved, queue=False, trigger_mode="always_last")
+        # Saved as typed (queued, always_last: the newest text is saved last) and again on leaving the box.
+        self.key_thought.input(self.saver("key_thought"), [*ask, self.key_thought], saved, trigger_mode="always_last",
+                               show_progress="hidden")  # fmt: skip
+        self.key_thought.blur(self.saver("key_thought"), [*ask, self.key_thought], saved, queue=False)
         self.confidence.input(self.saver("confidence"), [*ask, self.confidence], saved, queue=False)
         self.skip_btn.click(self.skip, ask, page, queue=False)
         self.prev.click(lambda t, i: self.go(t, i, None, -1), ask, page, queue=False)

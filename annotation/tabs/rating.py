@@ -77,11 +77,14 @@ class RatingPage(TaskPage):
         ask = [self.token, self.item_id, self.show_sections]
         for m, radio in self.scores.items():
             radio.input(self.saver(m), [self.token, self.item_id, radio], [self.status, self.progress], queue=False)
-        # The comment saves as it is typed (always_last: one save in flight, the newest text wins) and on leaving.
-        for box, event, field in ((self.comment, "input", "comment"), (self.comment, "blur", "comment"),
-                                  (self.flag, "input", "flag")):  # fmt: skip
-            getattr(box, event)(self.saver(field), [self.token, self.item_id, box], [self.status, self.progress],
-                                queue=False, trigger_mode="always_last")  # fmt: skip
+        # The comment saves as it is typed and again on leaving the box. Typing goes through the queue with
+        # trigger_mode="always_last": one save in flight per page and the newest text last (unqueued events can
+        # overtake each other and leave an older text saved).
+        save_args = ([self.token, self.item_id, self.comment], [self.status, self.progress])
+        self.comment.input(self.saver("comment"), *save_args, trigger_mode="always_last", show_progress="hidden")
+        self.comment.blur(self.saver("comment"), *save_args, queue=False)
+        self.flag.input(self.saver("flag"), [self.token, self.item_id, self.flag], [self.status, self.progress],
+                        queue=False)  # fmt: skip
         self.skip_btn.click(self.skip, ask, page, queue=False)
         self.prev.click(lambda t, i, h: self.go(t, i, h, -1), ask, page, queue=False)
         self.next.click(lambda t, i, h: self.go(t, i, h, 1), ask, page, queue=False)
