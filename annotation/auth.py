@@ -100,6 +100,25 @@ def parse_users_env(text: str) -> list[dict[str, str]]:
     return users
 
 
+OAUTH_PREFIX = "hf/"  # store name of a Hugging Face account: "hf/<hub username>"
+NO_PASSWORD = "oauth-only"  # not a scrypt hash, so verify_password is always False: no password opens it
+
+
+def parse_hf_raters(text: str) -> dict[str, str]:
+    """`alice,bob:admin` (env CBT_HF_RATERS) -> {hub username: role}; role defaults to rater.
+
+    >>> parse_hf_raters("alice, bob:admin")
+    {'alice': 'rater', 'bob': 'admin'}
+    """
+    raters = {}
+    for i, entry in enumerate(e.strip() for e in text.split(",") if e.strip()):
+        name, _, role = entry.partition(":")
+        raters[check_username(name, f"CBT_HF_RATERS entry {i + 1}")] = check_role(
+            role or "rater", f"CBT_HF_RATERS entry {i + 1} role"
+        )
+    return raters
+
+
 def read_users_file(path: str | os.PathLike) -> list[dict[str, str]]:
     """A YAML or JSON list of {username, password_hash | password, role}; errors name the file and entry."""
     source = Path(path)

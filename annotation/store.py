@@ -160,6 +160,33 @@ class AnnotationStore:
             raise AuthError("wrong username or password")
         return Session(token, name, user["role"])
 
+    def login_oauth(self, hub_username: str, allowed: str | None = None) -> Session:
+        """A session for a Hugging Face account (OAuth on a Space) that the deployment lists in CBT_HF_RATERS.
+
+        The account is the store user "hf/<name>" with no usable password, so only the Hub's login opens it; a
+        password account of that name is never taken over. `allowed` overrides the env (tests, the CLI).
+        """
+        raters = auth.parse_hf_raters(os.environ.get("CBT_HF_RATERS", "") if allowed is None else allowed)
+        name = str(hub_username or "").strip()
+        if name not in raters:
+            raise AuthError(f"the Hugging Face account {name!r} is not a rater here (ask the admin)")
+        user, role, now = auth.OAUTH_PREFIX + name, raters[name], time.time()
+        token = auth.new_token()
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT password_hash FROM users WHERE username = ?", (user,)).one()
+            if row and row["password_hash"] != auth.NO_PASSWORD:
+                raise AuthError(f"{user!r} is a password account; log in with its password")
+            tx.execute(
+                "INSERT INTO users (username, password_hash, role, created) VALUES (?, ?, ?, ?) ON CONFLICT"
+                " (username) DO UPDATE SET role = excluded.role",
+                (user, auth.NO_PASSWORD, role, now),
+            )
+            tx.execute(
+                "INSERT INTO sessions (token_hash, username, created, expires) VALUES (?, ?, ?, ?)",
+                (auth.token_hash(token), user, now, now + auth.TOKEN_TTL_S),
+            )
+        return Session(token, user, role)
+
     @staticmethod
     def _check_throttle(tx: Tx, column: str, value: str, name: str, now: float) -> None:
         times = [

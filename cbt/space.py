@@ -67,8 +67,13 @@ def read_front_matter(readme: Path) -> dict[str, Any]:
 
 
 def pinned_version(requirements: Path, package: str) -> str | None:
-    """The exact `package==X` pin in a requirements file, or None when it is not pinned exactly."""
-    pat = re.compile(rf"^\s*{re.escape(package)}\s*==\s*([^\s;#]+)", re.I)
+    """The exact `package==X` (or `package[extra]==X`) pin in a requirements file, or None when not pinned exactly.
+
+    >>> import tempfile; f = Path(tempfile.mkdtemp()) / "r.txt"; _ = f.write_text("gradio[oauth]==6.31.0  # pin")
+    >>> pinned_version(f, "gradio")
+    '6.31.0'
+    """
+    pat = re.compile(rf"^\s*{re.escape(package)}\s*(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)", re.I)  # extras allowed
     for line in requirements.read_text(encoding="utf-8").splitlines():
         if m := pat.match(line):
             return m.group(1)

@@ -173,3 +173,35 @@ def test_the_app_builds_without_raters_and_says_how_to_add_them(
     assert "python -m cbt annotate add-user" in config and "CBT_USERS=" in config
     assert (tmp_path / "annotation.sqlite3").is_file()  # the default store opened in the data directory
     assert {d.get("api_name") for d in demo.get_config_file()["dependencies"]} >= ENDPOINTS
+
+
+def test_hub_sign_in_is_offered_only_on_a_space_with_oauth_listing_raters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradio as gr
+
+    from annotation.store import AnnotationStore
+    from annotation.tabs import create_rating_tab
+    from annotation.tabs.login import hub_login_enabled
+
+    def login_buttons() -> int:
+        with gr.Blocks() as demo, gr.Tabs():
+            create_rating_tab(store)
+        return sum(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
+
+    for name in ("SYSTEM", "SPACE_ID", "OAUTH_CLIENT_ID", "CBT_HF_RATERS"):
+        monkeypatch.delenv(name, raising=False)
+    store = AnnotationStore(f"sqlite:///{tmp_path}/a.sqlite3")
+    assert not hub_login_enabled() and login_buttons() == 0  # local runs: passwords only
+    import gradio.oauth
+
+    oauth_env = {"OAUTH_CLIENT_ID": "client-id", "OAUTH_CLIENT_SECRET": "secret", "OAUTH_SCOPES": "openid profile"}
+    for name, value in (oauth_env | {"OPENID_PROVIDER_URL": "http://127.0.0.1:9"}).items():
+        monkeypatch.setattr(gradio.oauth, name, value)  # what a Space with hf_oauth sets (read at import)
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "me/cbt-studio")
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
+    assert not hub_login_enabled()  # a Space with OAuth but nobody listed
+    monkeypatch.setenv("CBT_HF_RATERS", "carol")
+    assert hub_login_enabled() and login_buttons() == 1
+    store.close()

@@ -65,6 +65,24 @@ def tok(store: AnnotationStore, name: str) -> str:
 # ---------------------------------------------------------------- auth
 
 
+def test_hugging_face_sign_in_opens_only_listed_accounts(store: AnnotationStore) -> None:
+    listed = "carol, dana:admin"
+    session = store.login_oauth("carol", allowed=listed)
+    assert (session.username, session.role) == ("hf/carol", "rater")
+    assert store.rating_next(session.token)["position"] == 1  # a working rater session
+    assert store.login_oauth("dana", allowed=listed).role == "admin"
+    with pytest.raises(AuthError, match="not a rater here"):
+        store.login_oauth("mallory", allowed=listed)
+    with pytest.raises(AuthError, match="not a rater here"):
+        store.login_oauth("alice", allowed=listed)  # a password user is not a Hub account
+    with pytest.raises(AuthError, match="wrong username or password"):
+        store.login("hf/carol", "oauth-only")  # the Hub account has no password that opens it
+    store.add_user("hf/erin", "a-password")  # a password account of that shape is never taken over
+    with pytest.raises(AuthError, match="password account"):
+        store.login_oauth("erin", allowed="erin")
+    assert store.login("hf/erin", "a-password").username == "hf/erin"
+
+
 def test_login_logout_and_tokens_are_stored_hashed(store: AnnotationStore) -> None:
     session = store.login("alice", "pw-a")
     assert (session.username, session.role) == ("alice", "rater")

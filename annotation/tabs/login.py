@@ -7,6 +7,7 @@ while the app runs; after an app restart the rater logs in again and resumes at 
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ def create_login(store: AnnotationStore, token: gr.BrowserState, prefix: str) ->
             username = gr.Textbox(label="Username 用户名", elem_id=f"{prefix}-username", max_length=100)
             password = gr.Textbox(label="Password 密码", type="password", elem_id=f"{prefix}-password", max_length=200)
         login = gr.Button("Log in 登录", variant="primary", elem_id=f"{prefix}-login-btn")
+        if hub_login_enabled():  # on a Space with hf_oauth and CBT_HF_RATERS: "Sign in with Hugging Face"
+            gr.LoginButton(elem_id=f"{prefix}-hf-login")
         message = gr.Markdown(elem_id=f"{prefix}-login-msg")
     with gr.Row():
         who = gr.Markdown(elem_id=f"{prefix}-who")
@@ -91,10 +94,29 @@ def create_login(store: AnnotationStore, token: gr.BrowserState, prefix: str) ->
             store.logout(tok)
         return None
 
+    def on_hub_login(tok: str | None, profile: gr.OAuthProfile | None) -> tuple:
+        """After the Hub's OAuth redirect: a session for the signed-in account, if it is a listed rater."""
+        if profile is None or current_session(store, tok):
+            return gr.update(), gr.update()
+        try:
+            return store.login_oauth(profile.username).token, ""
+        except AuthError as exc:
+            return gr.update(), f"✗ {exc}"
+
+    if hub_login_enabled():
+        on_page_load(on_hub_login, [token], [token, message])
     login.click(on_login, [username, password], [token, message, password], queue=False)
     password.submit(on_login, [username, password], [token, message, password], queue=False)
     logout.click(on_logout, [token], [token], queue=False)
     return LoginBox(box=box, who=who, logout=logout)
+
+
+def hub_login_enabled() -> bool:
+    """Hugging Face sign-in is offered on a Space (SYSTEM=spaces and SPACE_ID, as gradio detects it) with OAuth on
+    (README front matter hf_oauth: the Space sets OAUTH_CLIENT_ID) when CBT_HF_RATERS lists who may rate."""
+    env = os.environ
+    on_space = env.get("SYSTEM") == "spaces" and env.get("SPACE_ID")
+    return bool(on_space and env.get("OAUTH_CLIENT_ID") and env.get("CBT_HF_RATERS", "").strip())
 
 
 def who_text(session: Session | None) -> str:
