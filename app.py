@@ -34,6 +34,9 @@ from cbt.tabs.compare import create_compare_tab
 from eval.tabs import create_evaluation_tab
 
 TITLE = "CBT-LLM Studio"
+# The documented API (README); every other event is the page's own and is left out of the API listing.
+PUBLIC_API = ("chat", "reply", "segment", "annotate_login", "rating_next", "save_rating", "label_next", "save_label",
+              "annotate_progress")  # fmt: skip
 
 
 def build_app(manager: BackendManager | None = None, store: AnnotationStore | None = None) -> gr.Blocks:
@@ -54,6 +57,9 @@ def build_app(manager: BackendManager | None = None, store: AnnotationStore | No
             create_evaluation_tab()
         add_api(manager)
         add_annotation_api(store)
+    for fn in demo.fns.values():
+        if fn.api_name not in PUBLIC_API:
+            fn.api_visibility = "private"
     return demo
 
 

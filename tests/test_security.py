@@ -240,3 +240,11 @@ def test_unqueued_reply_serves_retrieval_only_and_caps_the_system_prompt(app: tu
     assert "12356" in run("我想自杀", "endpoint", "").text  # the crisis reply still comes first
     long_prompt = run("最近总是失眠，怎么办", "retrieval", "x" * 5000)
     assert long_prompt.status_code >= 400 and "5000 characters" in long_prompt.text
+
+
+def test_the_api_lists_only_the_documented_endpoints(app: tuple[str, Path]) -> None:
+    from app import PUBLIC_API
+
+    url, _ = app
+    named = httpx.get(f"{url}/gradio_api/info", timeout=30).json()["named_endpoints"]
+    assert sorted(named) == sorted(f"/{name}" for name in PUBLIC_API)  # the page's own events stay out of it
