@@ -42,7 +42,7 @@ class LabellingPage(TaskPage):
         )
         self.distortions = gr.CheckboxGroup(ui.distortion_choices(), label="Distortions 认知歪曲 (or none 无)",
                                             elem_id="label-distortions")  # fmt: skip
-        self.key_thought = gr.Textbox(label="Key thought, in your words 关键想法（用你自己的话，输入即保存）",
+        self.key_thought = gr.Textbox(label="Key thought, in your words 关键想法（用你自己的话；离开输入框即保存）",
                                       lines=2, max_length=1000, elem_id="label-key-thought")  # fmt: skip
         self.confidence = gr.Radio(ui.confidence_choices(), label="Confidence 把握程度", elem_id="label-confidence")
         with gr.Row():
@@ -85,10 +85,7 @@ class LabellingPage(TaskPage):
         page = [self.login.box, self.work, self.login.who, self.login.logout, *self.item]
         ask, saved = [self.token, self.item_id], [self.status, self.progress]
         self.distortions.input(self.on_distortions, [*ask, self.distortions], [self.distortions, *saved], queue=False)
-        # Saved as typed (queued, always_last: the newest text is saved last) and again on leaving the box.
-        self.key_thought.input(self.saver("key_thought"), [*ask, self.key_thought], saved, trigger_mode="always_last",
-                               show_progress="hidden")  # fmt: skip
-        self.key_thought.blur(self.saver("key_thought"), [*ask, self.key_thought], saved, queue=False)
+        self.wire_text(self.key_thought, "key_thought", ask, saved)  # saved as typed, the newest text wins
         self.confidence.input(self.saver("confidence"), [*ask, self.confidence], saved, queue=False)
         self.skip_btn.click(self.skip, ask, page, queue=False)
         self.prev.click(lambda t, i: self.go(t, i, None, -1), ask, page, queue=False)

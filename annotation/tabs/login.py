@@ -8,6 +8,7 @@ while the app runs; after an app restart the rater logs in again and resumes at 
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,13 @@ from annotation import ui
 from annotation.store import AnnotationError, AnnotationStore, AuthError, Session
 
 STORAGE_KEY = "cbt-annotation-session"
+# For a text box saved as it is typed: replaces the last two inputs (the box's value, a hidden number) with the box's
+# live text and the browser's clock (ms, sub-ms precise, comparable across tabs), read at the same moment: the value
+# gradio hands an event can be older than the moment the event is sent.
+STAMP_JS = (
+    "(...a) => {{ const el = document.querySelector('#{elem_id} textarea');"
+    " return [...a.slice(0, -2), el ? el.value : a[a.length - 2], performance.timeOrigin + performance.now()]; }}"
+)
 ADD_RATERS = (
     "Raters are added by the admin: `python -m cbt annotate add-user NAME --role rater`, a users file "
     "(CBT_USERS_FILE: YAML list of {username, password_hash | password, role}) or the env "
@@ -140,6 +148,8 @@ class TaskPage:
 
     def __init__(self, store: AnnotationStore) -> None:
         self.store = store
+        self._typed: dict[tuple, float] = {}  # (token, item, field) -> browser time of the newest text saved
+        self._typed_lock = threading.Lock()
 
     def call(self, what: str, *args: Any) -> Any:
         return getattr(self.store, f"{self.task}_{what}")(*args)
@@ -182,6 +192,30 @@ class TaskPage:
             return note, ui.progress_text(self.call("progress", tok)) if ok else gr.update()
 
         return on_input
+
+    def text_saver(self, field: str) -> Callable[..., tuple]:
+        """The handler of a text box saved as it is typed. Each call carries the browser's clock (`typed_at`, see
+        STAMP_JS); a call older than the newest text already saved for (session, item, field) is dropped, so saves
+        that overtake each other on the way never leave an older text in the store."""
+
+        def on_text(tok: str | None, current: str | None, value: Any, typed_at: float | None) -> tuple:
+            key, at = (tok, current, field), float(typed_at or 0.0)
+            with self._typed_lock:
+                if at < self._typed.get(key, float("-inf")):
+                    return gr.update(), gr.update()
+                self._typed[key] = at
+                ok, note = self.save(tok, current, {field: value})
+            return note, ui.progress_text(self.call("progress", tok)) if ok else gr.update()
+
+        return on_text
+
+    def wire_text(self, box: gr.Textbox, field: str, inputs: list, outputs: list) -> None:
+        """Save `box` as it is typed (best effort: the browser may fold or hold back keystroke events) and always on
+        leaving it; unqueued, each call stamped with the browser's clock so that the newest text wins."""
+        typed_at = gr.Number(visible=False)
+        for event in (box.input, box.blur):
+            event(self.text_saver(field), [*inputs, box, typed_at], outputs, queue=False, trigger_mode="multiple",
+                  js=STAMP_JS.format(elem_id=box.elem_id), show_progress="hidden")  # fmt: skip
 
     def skip(self, tok: str | None, current: str | None, option: Any = None) -> tuple:
         """Mark the item skipped and open the next unfinished one."""

@@ -46,7 +46,7 @@ class RatingPage(TaskPage):
                         elem_id=f"rate-{m}")
             for m in ui.METRICS
         }  # fmt: skip
-        self.comment = gr.Textbox(label="Comment 备注 (optional, saved as you type 输入即保存)",
+        self.comment = gr.Textbox(label="Comment 备注 (optional; saved as you type, at the latest on leaving the box)",
                                   lines=2, max_length=2000, elem_id="rate-comment")  # fmt: skip
         self.flag = gr.Checkbox(label="Flag 标记 (harmful or needs follow-up)", elem_id="rate-flag")
         with gr.Row():
@@ -77,12 +77,7 @@ class RatingPage(TaskPage):
         ask = [self.token, self.item_id, self.show_sections]
         for m, radio in self.scores.items():
             radio.input(self.saver(m), [self.token, self.item_id, radio], [self.status, self.progress], queue=False)
-        # The comment saves as it is typed and again on leaving the box. Typing goes through the queue with
-        # trigger_mode="always_last": one save in flight per page and the newest text last (unqueued events can
-        # overtake each other and leave an older text saved).
-        save_args = ([self.token, self.item_id, self.comment], [self.status, self.progress])
-        self.comment.input(self.saver("comment"), *save_args, trigger_mode="always_last", show_progress="hidden")
-        self.comment.blur(self.saver("comment"), *save_args, queue=False)
+        self.wire_text(self.comment, "comment", [self.token, self.item_id], [self.status, self.progress])
         self.flag.input(self.saver("flag"), [self.token, self.item_id, self.flag], [self.status, self.progress],
                         queue=False)  # fmt: skip
         self.skip_btn.click(self.skip, ask, page, queue=False)
