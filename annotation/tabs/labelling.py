@@ -44,6 +44,7 @@ class LabellingPage(TaskPage):
                                             elem_id="label-distortions")  # fmt: skip
         self.key_thought = gr.Textbox(label="Key thought, in your words 关键想法（用你自己的话；离开输入框即保存）",
                                       lines=2, max_length=1000, elem_id="label-key-thought")  # fmt: skip
+        self.typed_at = gr.Number(visible=False)  # the browser's clock of a typed save (TaskPage.wire_text)
         self.confidence = gr.Radio(ui.confidence_choices(), label="Confidence 把握程度", elem_id="label-confidence")
         with gr.Row():
             self.prev = gr.Button("← Prev 上一条", elem_id="label-prev")
@@ -85,7 +86,7 @@ class LabellingPage(TaskPage):
         page = [self.login.box, self.work, self.login.who, self.login.logout, *self.item]
         ask, saved = [self.token, self.item_id], [self.status, self.progress]
         self.distortions.input(self.on_distortions, [*ask, self.distortions], [self.distortions, *saved], queue=False)
-        self.wire_text(self.key_thought, "key_thought", ask, saved)  # saved as typed, the newest text wins
+        self.wire_text(self.key_thought, self.typed_at, "key_thought", ask, saved)  # as typed; the newest text wins
         self.confidence.input(self.saver("confidence"), [*ask, self.confidence], saved, queue=False)
         self.skip_btn.click(self.skip, ask, page, queue=False)
         self.prev.click(lambda t, i: self.go(t, i, None, -1), ask, page, queue=False)

@@ -209,11 +209,10 @@ class TaskPage:
 
         return on_text
 
-    def wire_text(self, box: gr.Textbox, field: str, inputs: list, outputs: list) -> None:
+    def wire_text(self, box: gr.Textbox, typed_at: gr.Number, field: str, inputs: list, outputs: list) -> None:
         """Save `box` as it is typed (best effort: the browser may fold or hold back keystroke events) and always on
         leaving it; unqueued, each call stamped with the browser's clock so that the newest text wins."""
-        typed_at = gr.Number(visible=False)
-        for event in (box.input, box.blur):
+        for event in (box.input, box.blur):  # typed_at: a hidden number inside the tab (a Tabs child must be a Tab)
             event(self.text_saver(field), [*inputs, box, typed_at], outputs, queue=False, trigger_mode="multiple",
                   js=STAMP_JS.format(elem_id=box.elem_id), show_progress="hidden")  # fmt: skip
 

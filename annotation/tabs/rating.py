@@ -48,6 +48,7 @@ class RatingPage(TaskPage):
         }  # fmt: skip
         self.comment = gr.Textbox(label="Comment 备注 (optional; saved as you type, at the latest on leaving the box)",
                                   lines=2, max_length=2000, elem_id="rate-comment")  # fmt: skip
+        self.typed_at = gr.Number(visible=False)  # the browser's clock of a typed save (TaskPage.wire_text)
         self.flag = gr.Checkbox(label="Flag 标记 (harmful or needs follow-up)", elem_id="rate-flag")
         with gr.Row():
             self.prev = gr.Button("← Prev 上一条", elem_id="rate-prev")
@@ -77,7 +78,8 @@ class RatingPage(TaskPage):
         ask = [self.token, self.item_id, self.show_sections]
         for m, radio in self.scores.items():
             radio.input(self.saver(m), [self.token, self.item_id, radio], [self.status, self.progress], queue=False)
-        self.wire_text(self.comment, "comment", [self.token, self.item_id], [self.status, self.progress])
+        saved = [self.status, self.progress]
+        self.wire_text(self.comment, self.typed_at, "comment", [self.token, self.item_id], saved)
         self.flag.input(self.saver("flag"), [self.token, self.item_id, self.flag], [self.status, self.progress],
                         queue=False)  # fmt: skip
         self.skip_btn.click(self.skip, ask, page, queue=False)
