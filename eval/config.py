@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from cbt.textutil import coerce_override
+
 DEFAULT_TEXT_METRICS = ["bleu", "chrf", "meteor", "structure", "distortion_coverage"]
 DEFAULT_METRICS = [*DEFAULT_TEXT_METRICS, "bertscore", "bleurt"]
 
@@ -146,15 +148,7 @@ def _coerce(value: str, current: Any) -> Any:
             except ValueError:
                 pass
         return value or None
-    if isinstance(current, bool):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    if isinstance(current, list):
-        return [v for v in value.split(",") if v]
-    return value
+    return coerce_override(value, current)
 
 
 def _defaults(cls: type) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import free_port
+from tests.apprun import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ENDPOINTS = {"annotate_login", "rating_next", "save_rating", "label_next", "save_label", "annotate_progress"}

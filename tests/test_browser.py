@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.apprun import free_port, running_app
 from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,12 +28,6 @@ backbones:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     if not Path(CHROMIUM).exists():
@@ -50,23 +40,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
             "GRADIO_SERVER_PORT": str(port), "CBT_BACKBONES": str(tmp / "backbones.yaml"), "CBT_DATA_DIR": str(tmp),
             "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "x",
         }  # fmt: skip
-        proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise RuntimeError(f"app did not start: {proc.stdout.read().decode()[-2000:]}") from None
-                time.sleep(0.5)
-        yield url, tmp
-        proc.terminate()
-        proc.wait(timeout=30)
+        with running_app(env, tmp / "app.log", timeout_s=90) as base:
+            yield base + "/", tmp
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.apprun import free_port, running_app
 from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +32,6 @@ backbones:
   retrieval: {type: retrieval, label: Retrieval}
   endpoint: {type: openai, label: Loopback endpoint, base_url: '${OPENAI_BASE_URL:-}', model: m}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def slug(tab_label: str) -> str:
@@ -104,22 +96,8 @@ def fresh_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
             "CBT_ANNOTATION_DB": seed_store(tmp),
         }  # fmt: skip
         log = tmp / "app.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-            url = f"http://127.0.0.1:{port}/"
-            deadline = time.time() + 120
-            while True:
-                try:
-                    httpx.get(url, timeout=2)
-                    break
-                except httpx.HTTPError:
-                    if time.time() > deadline or proc.poll() is not None:
-                        proc.kill()
-                        raise RuntimeError(f"app did not start: {log.read_text()[-2000:]}") from None
-                    time.sleep(0.5)
-            yield url, tmp
-            proc.terminate()
-            proc.wait(timeout=30)
+        with running_app(env, log) as base:
+            yield base + "/", tmp
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -19,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.apprun import free_port, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -37,14 +37,6 @@ backbones:
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(base URL, log file) of a fresh `python app.py` with secrets in its environment."""
@@ -60,22 +52,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         "CBT_USERS": f"alice:{SECRET_PW},root:{SECRET_PW}x:admin", "CBT_RATE_SESSION": "3:3",
         "CBT_RATE_CLIENT": "1000:500", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
     }  # fmt: skip
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                httpx.get(url + "/", timeout=2)
-                break
-            except httpx.HTTPError:
-                if time.time() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise RuntimeError(f"app did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.5)
+    with running_app(env, log) as url:
         yield url, log
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def alive(url: str) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from cbt.textutil import coerce_override
+
 
 @dataclass
 class TrainConfig:
@@ -56,18 +58,6 @@ class TrainConfig:
             raise ValueError("instruction_lang must be en or zh")
 
 
-def _coerce(value: str, current: Any) -> Any:
-    if isinstance(current, bool):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    if isinstance(current, list):
-        return [v for v in value.split(",") if v]
-    return value
-
-
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
     """YAML, then `key=value` overrides (typed like the field they set); unknown keys are errors."""
     with open(path, encoding="utf-8") as fh:
@@ -89,5 +79,5 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         if key not in names:
             raise ValueError(f"override '{key}' is not a training setting")
         current = data.get(key, defaults.get(key))
-        data[key] = _coerce(value, current if current is not None else "")
+        data[key] = coerce_override(value, current if current is not None else "")
     return TrainConfig(**data)
